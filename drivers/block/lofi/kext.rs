@@ -1,0 +1,10 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Safe abstractions over C kernel interfaces that `kernel` does not (yet)
+//! provide in the form lofi needs.
+//!
+//! Every use of raw `kernel::bindings` in lofi lives below this module, so
+//! the rest of the driver is safe Rust. Each file is written so that it
+//! could move into `rust/kernel` on its own.
+
+pub(crate) mod misc;

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install what lofi's build and tests need on a Debian 12 machine, and build
+# the test kernel if no cached build matches the current inputs.  Idempotent:
+# a second run with nothing changed does nothing and takes a second.
+#
+# usage: scripts/provision.sh [--print-source]
+# Prints the kernel build directory (KDIR) on stdout, or with --print-source
+# the kernel source tree; progress goes to stderr.
+# Environment: LOFI_CACHE (cache location, default ~/.cache/lofi),
+# LOFI_APT_REFRESH=1 (refetch Debian package lists and the kernel source).
+set -euo pipefail
+. "$(dirname "$0")/lib/common.sh"
+. "$LOFI_ROOT/scripts/lib/debian.sh"
+. "$LOFI_ROOT/scripts/lib/toolchain.sh"
+. "$LOFI_ROOT/scripts/lib/kernel.sh"
+
+mkdir -p "$LOFI_CACHE"
+# One provisioning at a time per cache (parallel `make` runs share it).
+exec 9>"$LOFI_CACHE/.lock"
+flock 9
+ensure_toolchain
+case ${1:-} in
+--print-source) kernel_source_tree "$(kernel_source_deb)" ;;
+"") ensure_kernel ;;
+*) die "unknown option $1" "usage: scripts/provision.sh [--print-source]" ;;
+esac

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Checks that run on the host, without a VM: formatting, lints, a
+# warning-free build with and without clippy, shell scripts, and that no
+# package registry host name appears in the repository.
+# Prints a PASS/FAIL line per check and "N passed, N failed".
+set -uo pipefail
+. "$(dirname "$0")/../scripts/lib/common.sh"
+cd "$LOFI_ROOT" || exit 1
+
+passed=0
+failed=0
+# check NAME CMD...: run CMD quietly; on failure show its output.
+check() {
+	local name=$1 out
+	shift
+	if out=$("$@" 2>&1); then
+		echo "PASS $name"
+		passed=$((passed + 1))
+	else
+		echo "FAIL $name"
+		sed 's/^/    /' <<<"$out" | tail -n 40
+		failed=$((failed + 1))
+	fi
+}
+
+no_registry_hosts() {
+	# Patterns are written with [.] so that this file does not name them.
+	! git grep -nIiE 'deb[.]debian[.]org|ftp[.][a-z.]*debian[.]org|pypi[.]org|pythonhosted[.]org|crates[.]io|npmjs[.](org|com)|static[.]rust-lang[.]org' -- . ':!*.lock'
+}
+
+shell_scripts() {
+	mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.sh' 'scripts/*' '.ci/*' | grep -vE '\.(env|config|md)$' | sort -u)
+	shellcheck -x -S warning "${files[@]}"
+}
+
+check no-registry-host-names no_registry_hosts
+check shellcheck shell_scripts
+check rustfmt "$LOFI_ROOT/scripts/rust-fmt.sh" --check
+check module-build-clippy env CLIPPY=1 "$LOFI_ROOT/scripts/build-module.sh"
+check selftest-module-build-clippy env CLIPPY=1 "$LOFI_ROOT/scripts/build-module.sh" tests/selftest
+check module-build "$LOFI_ROOT/scripts/build-module.sh"
+
+echo "host-checks: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The VM runner's self-test: shows that tests/vm-run.sh reports a failing
+# guest test, a kernel warning in the guest log and a hung guest as
+# failures.  Each case boots a VM whose run must FAIL for the right reason.
+# Prints a PASS/FAIL line per case and "N passed, N failed".
+set -uo pipefail
+. "$(dirname "$0")/../scripts/lib/common.sh"
+
+passed=0
+failed=0
+# expect_failure NAME PATTERN [ENV=VALUE...] -- TEST...
+expect_failure() {
+	local name=$1 pattern=$2 out status
+	shift 2
+	local envs=()
+	while [ "$1" != -- ]; do envs+=("$1"); shift; done
+	shift
+	out=$(env "${envs[@]}" "$LOFI_ROOT/tests/vm-run.sh" "$@" 2>&1)
+	status=$?
+	if [ $status -ne 0 ] && grep -qE "$pattern" <<<"$out"; then
+		echo "PASS selftest-$name (runner reported: $(grep -m1 -E "$pattern" <<<"$out"))"
+		passed=$((passed + 1))
+	else
+		echo "FAIL selftest-$name: runner exit status $status, no line matching '$pattern' in:"
+		sed 's/^/    /' <<<"$out" | tail -n 30
+		failed=$((failed + 1))
+	fi
+}
+
+expect_failure failing-test '^FAIL selftest-failing-test .*deliberate failure' -- selftest-failing-test
+expect_failure kernel-warning '^FAIL kernel-log ' -- selftest-kernel-warning
+expect_failure guest-hang '^FAIL vm guest timed out' LOFI_VM_TIMEOUT="${LOFI_SELFTEST_HANG_TIMEOUT:-90}" -- selftest-guest-hang
+
+echo "selftest: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Boot the test kernel in QEMU (virtme-ng, TCG unless LOFI_KVM=1), run guest
+# tests there as root against the freshly built lofi.ko, and judge the run:
+# every test's result, plus the guest kernel log, which fails the run on any
+# warning, BUG, oops, lockdep report, sleep-in-atomic, Rust panic or KUnit
+# failure.  A guest that panics, hangs or never finishes fails the run.
+#
+# usage: tests/vm-run.sh [--timeout SECONDS] [--out DIR] TEST|@SET...
+#   TEST   a script tests/guest/TEST.sh (or tests/selftest/guest/TEST.sh)
+#   @SET   every test listed in tests/sets/SET
+# Prints "PASS name" / "FAIL name why" lines and ends with
+# "N passed, N failed"; exits 1 if anything failed.
+#
+# Environment: LOFI_VM_TIMEOUT (whole run, default 1200 s), LOFI_KVM=1,
+# LOFI_VM_CPUS (2), LOFI_VM_MEMORY (2G), KDIR (another kernel build tree).
+set -euo pipefail
+. "$(dirname "$0")/../scripts/lib/common.sh"
+
+timeout_s=${LOFI_VM_TIMEOUT:-1200}
+out=
+tests=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--timeout) timeout_s=$2; shift 2 ;;
+	--out) out=$2; shift 2 ;;
+	@*)
+		set_file=$LOFI_ROOT/tests/sets/${1#@}
+		[ -f "$set_file" ] || die "no test set ${1#@} (tests/sets/${1#@})"
+		while read -r t _; do
+			case $t in '' | '#'*) ;; *) tests+=("$t") ;; esac
+		done <"$set_file"
+		shift
+		;;
+	-*) die "unknown option $1" "see the usage at the top of tests/vm-run.sh" ;;
+	*) tests+=("$1"); shift ;;
+	esac
+done
+[ ${#tests[@]} -gt 0 ] || die "no tests named" "usage: tests/vm-run.sh [--timeout S] TEST|@SET..."
+
+if [ -z "${KDIR:-}" ]; then
+	KDIR=$("$LOFI_ROOT/scripts/provision.sh")
+fi
+export KDIR
+"$LOFI_ROOT/scripts/build-module.sh" >/dev/null 2>"$LOFI_CACHE/logs/module-build.log" || {
+	cat "$LOFI_CACHE/logs/module-build.log" >&2
+	die "could not build lofi.ko"
+}
+# The selftest guest tests need the fault-injection module.
+if printf '%s\n' "${tests[@]}" | grep -q '^selftest-'; then
+	"$LOFI_ROOT/scripts/build-module.sh" tests/selftest >/dev/null 2>"$LOFI_CACHE/logs/selftest-build.log" || {
+		cat "$LOFI_CACHE/logs/selftest-build.log" >&2
+		die "could not build the selftest module"
+	}
+fi
+
+kernel_image=$KDIR/arch/x86/boot/bzImage
+# vng runs its helpers (virtme-run, ...) from PATH.
+export PATH="$LOFI_VENV/bin:$PATH"
+[ -f "$kernel_image" ] || die "no kernel image at $kernel_image"
+if [ -z "$out" ]; then
+	mkdir -p "$LOFI_ROOT/tests/out"
+	out=$(mktemp -d "$LOFI_ROOT/tests/out/run.XXXXXX")
+else
+	rm -rf "$out"
+	mkdir -p "$out"
+fi
+
+vng_args=(--run "$kernel_image" --force-9p --disable-microvm --verbose
+	--cpus "${LOFI_VM_CPUS:-2}" --memory "${LOFI_VM_MEMORY:-2G}" --rwdir="$out")
+[ "${LOFI_KVM:-0}" = 1 ] || vng_args+=(--disable-kvm)
+guest_cmd="env LOFI_KO=$LOFI_ROOT/drivers/block/lofi/lofi.ko bash $LOFI_ROOT/tests/guest/harness.sh $out ${tests[*]}"
+
+log "booting $(basename "$KDIR") for: ${tests[*]} (limit ${timeout_s}s; console: $out/console.log)"
+start=$(date +%s)
+vm_status=0
+(cd "$LOFI_ROOT" && timeout -k 10 "$timeout_s" "$LOFI_VENV/bin/vng" "${vng_args[@]}" --exec "$guest_cmd") \
+	</dev/null >"$out/console.log" 2>&1 || vm_status=$?
+log "VM finished in $(($(date +%s) - start))s"
+
+passed=0
+failed=0
+report() { # report PASS|FAIL NAME [WHY]
+	echo "$*" | sed 's/ *$//'
+	if [ "$1" = PASS ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+}
+show_console_tail() {
+	echo "--- last lines of $out/console.log:"
+	tail -n 40 "$out/console.log" | sed 's/^/    /'
+	echo "---"
+}
+
+# 1. Each guest test's own verdict.
+if [ -f "$out/results" ]; then
+	while read -r verdict name why; do
+		report "$verdict" "$name" "$why"
+		[ "$verdict" = PASS ] || sed 's/^/    /' "$out/$name.log" 2>/dev/null | tail -n 30
+	done <"$out/results"
+fi
+
+# 2. Did the guest finish?
+if [ "$vm_status" -eq 124 ] || [ "$vm_status" -eq 137 ]; then
+	report FAIL vm "guest timed out after ${timeout_s}s (hung)"
+	show_console_tail
+elif [ ! -f "$out/done" ]; then
+	report FAIL vm "guest did not finish its tests (panic or crash; vng status $vm_status)"
+	show_console_tail
+fi
+# Tests that never reported (the guest died first) are failures too.
+for t in "${tests[@]}"; do
+	grep -qE "^(PASS|FAIL) $t( |$)" "$out/results" 2>/dev/null || report FAIL "$t" "no result (guest died or hung first)"
+done
+
+# 3. The guest kernel log.
+bad='WARNING:|BUG:|Oops|Kernel panic|possible circular locking|inconsistent lock state|possible recursive locking|suspicious RCU usage|sleeping function called from invalid context|Call Trace|rust_panic|panicked at|kmemleak: [0-9]+ new suspected|blocked for more than|soft lockup|general protection fault|^ *not ok [0-9]+'
+{ cat "$out/dmesg.log" 2>/dev/null; cat "$out/console.log"; } |
+	sed -E 's/^\[ *[0-9]+\.[0-9]+\] //' | grep -E "$bad" | awk '!seen[$0]++' >"$out/kernel-problems" || true
+if [ -s "$out/kernel-problems" ]; then
+	report FAIL kernel-log "$(wc -l <"$out/kernel-problems") problem line(s) in the guest kernel log"
+	head -n 20 "$out/kernel-problems" | sed 's/^/    /'
+	echo "    (full log: $out/dmesg.log and $out/console.log)"
+fi
+
+# 4. KUnit results (KTAP), kept for the reader.
+sed -E 's/^\[ *[0-9]+\.[0-9]+\] //' "$out/dmesg.log" 2>/dev/null |
+	grep -E '^ *(KTAP version|# Subtest:|(not )?ok [0-9]+|# [a-z_]+: pass:)' >"$out/kunit.ktap" || true
+
+echo "vm-run results: $out"
+echo "vm-run: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
