@@ -7,4 +7,8 @@
 //! the rest of the driver is safe Rust. Each file is written so that it
 //! could move into `rust/kernel` on its own.
 
+pub(crate) mod blk;
+pub(crate) mod file;
 pub(crate) mod misc;
+pub(crate) mod module_ref;
+pub(crate) mod workqueue;

@@ -6,11 +6,16 @@
 //! illumos lofi driver. `/dev/lofictl` takes mapping commands; each mapping
 //! becomes a disk `/dev/lofi/N`.
 //!
-//! See Documentation/admin-guide/blockdev/lofi.rst.
+//! See Documentation/admin-guide/blockdev/lofi.rst and
+//! Documentation/userspace-api/lofi.rst.
 
 mod control;
+mod device;
+mod gate;
 mod geometry;
 mod kext;
+mod registry;
+mod uapi;
 
 use control::{Control, CONTROL_MODE, CONTROL_NAME};
 use kernel::prelude::*;
@@ -22,12 +27,22 @@ module! {
     authors: ["The lofi authors"],
     description: "Loopback file driver: files as block devices",
     license: "GPL",
+    params: {
+        lofi_max_files: u32 {
+            default: 128,
+            description: "Highest mapping number (1..65536; default 128)",
+        },
+    },
 }
+
+/// The largest `lofi_max_files` accepted.
+const MAX_FILES_LIMIT: u32 = 65536;
 
 /// The module's state: everything it registers.
 ///
-/// Registered last in `init`, so that nothing can fail after the control
-/// device has become visible to user space.
+/// The control device is registered last in `init`, so that nothing can
+/// fail after it has become visible to user space. Every mapping holds a
+/// reference on the module, so none exists when the module is dropped.
 #[pin_data]
 struct LofiModule {
     #[pin]
@@ -36,13 +51,20 @@ struct LofiModule {
 
 impl kernel::InPlaceModule for LofiModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        let max = module_parameters::lofi_max_files.value();
+        let setup = if (1..=MAX_FILES_LIMIT).contains(&max) {
+            registry::init(max).and_then(|()| Control::new())
+        } else {
+            pr_err!("lofi_max_files={max} is outside 1..={MAX_FILES_LIMIT}\n");
+            Err(EINVAL)
+        };
         try_pin_init!(Self {
             control <- MiscRegistration::register(
                 MiscOptions {
                     name: CONTROL_NAME,
                     mode: CONTROL_MODE,
                 },
-                Control,
+                setup?,
             ),
         })
     }

@@ -1,0 +1,594 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A blk-mq disk with the parts `kernel::block::mq` does not offer yet.
+//!
+//! `kernel::block::mq` (7.3) has no per-request driver data, fixes the tag
+//! set flags, installs a `block_device_operations` table without `owner`,
+//! `open`, `release`, `ioctl`, `getgeo` or `devnode`, sets no queue features
+//! (so no write cache and no flushes), cannot make a disk read-only and has
+//! no accessors for a request's position, size, operation or segments.
+//! This module provides those as a small layer over the C API:
+//!
+//! - [`Disk`]: a tag set plus a gendisk built from it, owned together, with
+//!   the driver's [`DiskOps`] as both `blk_mq_ops` and
+//!   `block_device_operations`;
+//! - [`RequestRef`]: a started request, its geometry and segments, and the
+//!   way to end it with a status.
+//!
+//! It is written to be independent of lofi so that it could move into
+//! `rust/kernel/block`.
+
+use core::{marker::PhantomData, ptr::NonNull};
+use kernel::{
+    bindings,
+    error::{from_err_ptr, to_result},
+    ffi::{c_char, c_int, c_uint, c_ulong},
+    module::{this_module, ModuleMetadata},
+    prelude::*,
+    sync::LockClassKey,
+    types::Opaque,
+};
+
+/// Bytes in a sector (`SECTOR_SHIFT` in C).
+pub(crate) const SECTOR_SHIFT: u32 = 9;
+
+/// A block request's completion status (`blk_status_t`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BlkStatus(bindings::blk_status_t);
+
+impl BlkStatus {
+    /// Success (`BLK_STS_OK`).
+    pub(crate) const OK: Self = Self(0);
+    /// Operation not supported (`BLK_STS_NOTSUPP`, include/linux/blk_types.h).
+    pub(crate) const NOT_SUPPORTED: Self = Self(1);
+    /// I/O error (`BLK_STS_IOERR`, include/linux/blk_types.h).
+    pub(crate) const IO_ERROR: Self = Self(10);
+}
+
+/// What a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReqOp {
+    /// `REQ_OP_READ`.
+    Read,
+    /// `REQ_OP_WRITE`.
+    Write,
+    /// `REQ_OP_FLUSH`.
+    Flush,
+    /// Anything else (discard, write zeroes, zoned operations, ...).
+    Other(u32),
+}
+
+/// `REQ_OP_MASK` of include/linux/blk_types.h.
+const REQ_OP_MASK: u32 = (1 << bindings::REQ_OP_BITS) - 1;
+
+/// The operations a disk's driver provides.
+///
+/// `Data` is what every callback receives: the driver's per-disk state. The
+/// disk stores a pointer to it; whoever builds the [`Disk`] guarantees that
+/// it outlives the disk (see [`Disk::new`]).
+pub(crate) trait DiskOps: Sized + 'static {
+    /// The module that an open disk pins.
+    type OwnerModule: ModuleMetadata;
+
+    /// The callback tables, kept in a `static` of the driver so that they
+    /// have one address (see [`disk_is_ours`]):
+    /// `static VTABLE: DiskVTable<MyOps> = DiskVTable::new();`
+    fn vtable() -> &'static DiskVTable<Self>;
+    /// Per-disk driver state.
+    type Data: Sync;
+    /// Per-request driver data, initialised once per tag by
+    /// [`DiskOps::init_pdu`] and kept across the tag's requests.
+    type Pdu;
+
+    /// Starts handling a request. Called in atomic context: must not sleep.
+    /// The request is started; the driver ends it now (returning an error)
+    /// or later from any context with [`RequestRef::end`].
+    fn queue_rq(data: &Self::Data, rq: RequestRef<'_, Self>) -> Result<(), BlkStatus>;
+
+    /// Initialises the per-request data of a tag.
+    ///
+    /// # Safety
+    ///
+    /// `pdu` points to uninitialised, suitably aligned memory for a
+    /// `Self::Pdu` that stays at that address until the tag set is freed.
+    unsafe fn init_pdu(pdu: *mut Self::Pdu);
+
+    /// The disk is being opened. An error refuses the open.
+    fn open(data: &Self::Data, writable: bool) -> Result;
+    /// An opener of the disk closed it.
+    fn release(data: &Self::Data);
+    /// A block device ioctl the block layer does not handle itself.
+    fn ioctl(data: &Self::Data, cmd: u32, arg: usize) -> Result<i32>;
+    /// `HDIO_GETGEO`: the fake geometry.
+    fn geometry(data: &Self::Data) -> Geometry;
+    /// The node's path below `/dev` (for example `lofi/3`); `None` for the
+    /// default (the disk's name).
+    fn devnode(data: &Self::Data) -> Option<u32>;
+}
+
+/// A disk's CHS geometry, as `HDIO_GETGEO` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    /// Heads per cylinder.
+    pub(crate) heads: u8,
+    /// Sectors per track.
+    pub(crate) sectors: u8,
+    /// Cylinders.
+    pub(crate) cylinders: u16,
+}
+
+/// `struct hd_geometry` of include/uapi/linux/hdreg.h, which the generated
+/// bindings only declare.
+#[repr(C)]
+struct HdGeometry {
+    heads: u8,
+    sectors: u8,
+    cylinders: u16,
+    start: c_ulong,
+}
+
+/// How to build a [`Disk`].
+pub(crate) struct DiskConfig<'a> {
+    /// The disk's name (`lofi3`); sysfs, diskstats and the default node.
+    pub(crate) name: &'a CStr,
+    /// Size in 512-byte sectors.
+    pub(crate) capacity_sectors: u64,
+    /// The disk refuses writes.
+    pub(crate) read_only: bool,
+    /// Advertise a volatile write cache, so that flushes are sent.
+    pub(crate) write_cache: bool,
+    /// Largest request in sectors.
+    pub(crate) max_hw_sectors: u32,
+    /// Tags (requests in flight) of the single hardware queue.
+    pub(crate) queue_depth: u32,
+}
+
+/// `BLK_OPEN_WRITE` of include/linux/blkdev.h (a cast macro).
+const BLK_OPEN_WRITE: bindings::blk_mode_t = 1 << 1;
+
+/// `BLK_FEAT_WRITE_CACHE` of include/linux/blkdev.h (a cast macro that the
+/// bindings lack).
+const BLK_FEAT_WRITE_CACHE: bindings::blk_features_t = 1 << 0;
+
+/// A tag set and the gendisk made from it.
+///
+/// # Invariants
+///
+/// - `tag_set` was allocated with `blk_mq_alloc_tag_set()`; `disk` is a
+///   gendisk allocated from it and not yet put; `added` says whether
+///   `device_add_disk()` succeeded on it.
+/// - The disk's `private_data` and its queue's `queuedata` are the `data`
+///   pointer given to [`Disk::new`].
+/// - Drop removes the disk, puts it and then frees the tag set: the order
+///   that is valid whether or not the disk was added (genhd.c's
+///   `disk_release()` still uses the tag set of a disk never added).
+pub(crate) struct Disk<T: DiskOps> {
+    tag_set: Pin<KBox<Opaque<bindings::blk_mq_tag_set>>>,
+    disk: NonNull<bindings::gendisk>,
+    added: bool,
+    _ops: PhantomData<T>,
+}
+
+// SAFETY: A gendisk and tag set may be used and torn down from any thread.
+unsafe impl<T: DiskOps> Send for Disk<T> {}
+// SAFETY: `&Disk` gives no access that is not thread-safe in C.
+unsafe impl<T: DiskOps> Sync for Disk<T> {}
+
+impl<T: DiskOps> Disk<T> {
+    /// Allocates a tag set and a disk for `data`, sized and configured by
+    /// `config`. The disk is not visible until [`Disk::add`].
+    ///
+    /// # Safety
+    ///
+    /// `data` must stay valid until this `Disk` is dropped: every callback
+    /// of the disk dereferences it.
+    pub(crate) unsafe fn new(config: &DiskConfig<'_>, data: *const T::Data) -> Result<Self> {
+        let tag_set = KBox::pin_init(
+            // SAFETY: All-zeroes is a valid (empty) `blk_mq_tag_set`.
+            Opaque::new(unsafe { core::mem::zeroed::<bindings::blk_mq_tag_set>() }),
+            GFP_KERNEL,
+        )?;
+        let set = tag_set.get();
+        // SAFETY: `set` points to our zeroed tag set, not yet shared.
+        unsafe {
+            (*set).ops = &T::vtable().blk_mq_ops;
+            (*set).nr_hw_queues = 1;
+            (*set).nr_maps = 1;
+            (*set).queue_depth = config.queue_depth;
+            (*set).numa_node = bindings::NUMA_NO_NODE;
+            (*set).cmd_size = core::mem::size_of::<T::Pdu>() as c_uint;
+            (*set).driver_data = data.cast_mut().cast();
+        }
+        // SAFETY: `set` is a fully set-up tag set.
+        to_result(unsafe { bindings::blk_mq_alloc_tag_set(set) })?;
+
+        // SAFETY: All-zeroes `queue_limits` means "defaults" to the block layer.
+        let mut lim: bindings::queue_limits = unsafe { core::mem::zeroed() };
+        lim.logical_block_size = 1 << SECTOR_SHIFT;
+        lim.physical_block_size = 1 << SECTOR_SHIFT;
+        lim.max_hw_sectors = config.max_hw_sectors;
+        if config.write_cache {
+            lim.features |= BLK_FEAT_WRITE_CACHE;
+        }
+        let key: Pin<&'static LockClassKey> = kernel::static_lock_class!();
+        // SAFETY: `set` is allocated; `lim` is valid for the call; `data`
+        // is valid as the caller guarantees; `key` is static.
+        let disk = from_err_ptr(unsafe {
+            bindings::__blk_mq_alloc_disk(set, &mut lim, data.cast_mut().cast(), key.as_ptr())
+        })
+        .and_then(|disk| NonNull::new(disk).ok_or(ENOMEM));
+        let disk = match disk {
+            Ok(disk) => disk,
+            Err(e) => {
+                // SAFETY: Allocated above and used by nothing else.
+                unsafe { bindings::blk_mq_free_tag_set(set) };
+                return Err(e);
+            }
+        };
+        let raw = disk.as_ptr();
+        let name = config.name.to_bytes_with_nul();
+        // SAFETY: `raw` is our new, unshared gendisk. A major of 0 with no
+        // minors makes device_add_disk() allocate a dynamic dev_t.
+        unsafe {
+            (*raw).major = 0;
+            (*raw).first_minor = 0;
+            (*raw).minors = 0;
+            (*raw).flags |= bindings::GENHD_FL_NO_PART as c_int;
+            (*raw).fops = &T::vtable().block_device_operations;
+            (*raw).private_data = data.cast_mut().cast();
+            let len = name.len().min((*raw).disk_name.len());
+            for (dst, src) in (*raw).disk_name.iter_mut().zip(&name[..len]) {
+                *dst = *src as c_char;
+            }
+            if let Some(last) = (*raw).disk_name.last_mut() {
+                *last = 0;
+            }
+            bindings::set_capacity(raw, config.capacity_sectors);
+            bindings::set_disk_ro(raw, config.read_only);
+        }
+        // INVARIANT: `tag_set` is allocated, `disk` comes from it and the
+        // pointers to `data` are set above.
+        Ok(Self {
+            tag_set,
+            disk,
+            added: false,
+            _ops: PhantomData,
+        })
+    }
+
+    /// Makes the disk visible (`/dev`, sysfs). Called once.
+    pub(crate) fn add(&mut self) -> Result {
+        if self.added {
+            return Err(EBUSY);
+        }
+        // SAFETY: `disk` is a valid gendisk not yet added; no parent device
+        // and no extra attribute groups.
+        to_result(unsafe {
+            bindings::device_add_disk(
+                core::ptr::null_mut(),
+                self.disk.as_ptr(),
+                core::ptr::null_mut(),
+            )
+        })?;
+        self.added = true;
+        Ok(())
+    }
+}
+
+impl<T: DiskOps> Drop for Disk<T> {
+    fn drop(&mut self) {
+        let disk = self.disk.as_ptr();
+        // SAFETY: By the type invariants `disk` is valid and ours to tear
+        // down: removed if it was added, then put once; the tag set is
+        // freed last, when no queue uses it any more.
+        unsafe {
+            if self.added {
+                bindings::del_gendisk(disk);
+            }
+            bindings::put_disk(disk);
+            bindings::blk_mq_free_tag_set(self.tag_set.get());
+        }
+    }
+}
+
+/// A started request that has not been ended yet.
+///
+/// # Invariants
+///
+/// `rq` is a request of a [`Disk<T>`] that was started with
+/// `blk_mq_start_request()` and is not ended; this value owns the duty to
+/// end it, which [`RequestRef::end`] fulfils (consuming it).
+pub(crate) struct RequestRef<'a, T: DiskOps> {
+    rq: NonNull<bindings::request>,
+    _life: PhantomData<(&'a (), T)>,
+}
+
+// SAFETY: A started request may be processed and ended on any thread.
+unsafe impl<T: DiskOps> Send for RequestRef<'_, T> {}
+
+impl<'a, T: DiskOps> RequestRef<'a, T> {
+    /// Takes over a started request from its driver data.
+    ///
+    /// # Safety
+    ///
+    /// `pdu` must be the driver data of a request of a `Disk<T>` that was
+    /// handed to the driver by `queue_rq` (and so started) and that nobody
+    /// else will end.
+    pub(crate) unsafe fn from_pdu(pdu: *mut T::Pdu) -> Self {
+        // SAFETY: The caller guarantees `pdu` is a request's driver data;
+        // the request header precedes it.
+        let rq = unsafe { bindings::blk_mq_rq_from_pdu(pdu.cast()) };
+        // INVARIANT: Started and not ended, as the caller guarantees.
+        Self {
+            // SAFETY: `blk_mq_rq_from_pdu` of a valid pdu is never null.
+            rq: unsafe { NonNull::new_unchecked(rq) },
+            _life: PhantomData,
+        }
+    }
+
+    /// The request's driver data.
+    pub(crate) fn pdu(&self) -> *mut T::Pdu {
+        // SAFETY: `rq` is a valid request of a tag set with `cmd_size` of
+        // `size_of::<T::Pdu>()`.
+        unsafe { bindings::blk_mq_rq_to_pdu(self.rq.as_ptr()) }.cast()
+    }
+
+    /// Hands the request to whoever will end it through its driver data,
+    /// by way of [`RequestRef::from_pdu`].
+    pub(crate) fn into_pdu(self) -> *mut T::Pdu {
+        self.pdu()
+    }
+
+    /// The driver data of the request's disk.
+    pub(crate) fn data(&self) -> &'a T::Data {
+        // SAFETY: The queue of a request of a `Disk<T>` has `queuedata` set
+        // to the `T::Data` given to `Disk::new`, valid while the disk
+        // exists, which it does while it has requests.
+        unsafe { &*(*(*self.rq.as_ptr()).q).queuedata.cast::<T::Data>() }
+    }
+
+    /// The operation.
+    pub(crate) fn op(&self) -> ReqOp {
+        // SAFETY: `rq` is valid.
+        let flags = unsafe { (*self.rq.as_ptr()).cmd_flags };
+        match flags & REQ_OP_MASK {
+            bindings::req_op_REQ_OP_READ => ReqOp::Read,
+            bindings::req_op_REQ_OP_WRITE => ReqOp::Write,
+            bindings::req_op_REQ_OP_FLUSH => ReqOp::Flush,
+            other => ReqOp::Other(other),
+        }
+    }
+
+    /// The byte offset on the disk where the request starts.
+    pub(crate) fn byte_offset(&self) -> u64 {
+        // SAFETY: `rq` is valid; `__sector` is what `blk_rq_pos()` reads.
+        let sector = unsafe { (*self.rq.as_ptr()).__sector };
+        sector << SECTOR_SHIFT
+    }
+
+    /// Calls `f` with each data segment of the request, in order, until it
+    /// returns an error. Segments may span several pages.
+    pub(crate) fn for_each_segment(
+        &self,
+        mut f: impl FnMut(&bindings::bio_vec) -> Result,
+    ) -> Result {
+        // SAFETY: `rq` is valid and started: its bio chain is stable.
+        let mut bio = unsafe { (*self.rq.as_ptr()).bio };
+        while !bio.is_null() {
+            // SAFETY: `bio` is a bio of the request. `bvec_iter` is packed,
+            // so it is copied, never referenced.
+            let (vecs, mut iter) = unsafe { ((*bio).bi_io_vec, (*bio).bi_iter) };
+            while iter.bi_size > 0 {
+                // SAFETY: `bi_idx` indexes the bio's vector while `bi_size`
+                // is non-zero (the bvec iterator invariant).
+                let vec = unsafe { *vecs.add(iter.bi_idx as usize) };
+                let done = iter.bi_offset;
+                let len = iter.bi_size.min(vec.bv_len - done);
+                let seg = bindings::bio_vec {
+                    bv_page: vec.bv_page,
+                    bv_len: len,
+                    bv_offset: vec.bv_offset + done,
+                };
+                f(&seg)?;
+                iter.bi_size -= len;
+                iter.bi_offset += len;
+                if iter.bi_offset == vec.bv_len {
+                    iter.bi_idx += 1;
+                    iter.bi_offset = 0;
+                }
+            }
+            // SAFETY: As above; `bi_next` links the request's bios.
+            bio = unsafe { (*bio).bi_next };
+        }
+        Ok(())
+    }
+
+    /// Ends the request with `status`.
+    pub(crate) fn end(self, status: BlkStatus) {
+        // SAFETY: By the type invariant the request is started and ours to
+        // end, once: `self` is consumed.
+        unsafe { bindings::blk_mq_end_request(self.rq.as_ptr(), status.0) };
+    }
+}
+
+/// The C callback tables of a [`DiskOps`] implementation.
+struct OpsTable<T: DiskOps>(PhantomData<T>);
+
+impl<T: DiskOps> OpsTable<T> {
+    /// # Safety
+    ///
+    /// Called by blk-mq for a queue of a `Disk<T>`.
+    unsafe extern "C" fn queue_rq(
+        _hctx: *mut bindings::blk_mq_hw_ctx,
+        bd: *const bindings::blk_mq_queue_data,
+    ) -> bindings::blk_status_t {
+        // SAFETY: blk-mq passes a valid `bd` whose request is ours.
+        let rq = unsafe { (*bd).rq };
+        // SAFETY: As above.
+        unsafe { bindings::blk_mq_start_request(rq) };
+        // INVARIANT: Started just now and handed to us by blk-mq.
+        let rq = RequestRef::<T> {
+            // SAFETY: blk-mq never passes a null request.
+            rq: unsafe { NonNull::new_unchecked(rq) },
+            _life: PhantomData,
+        };
+        let data = rq.data();
+        match T::queue_rq(data, rq) {
+            Ok(()) => BlkStatus::OK.0,
+            // blk-mq ends the request with this status.
+            Err(status) => status.0,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by blk-mq once per tag of a `Disk<T>`'s tag set.
+    unsafe extern "C" fn init_request(
+        _set: *mut bindings::blk_mq_tag_set,
+        rq: *mut bindings::request,
+        _hctx_idx: c_uint,
+        _numa_node: c_int,
+    ) -> c_int {
+        // SAFETY: The tag set's `cmd_size` reserves room for a `T::Pdu`
+        // after the request, aligned as blk-mq aligns driver data, and it
+        // stays there until the tag set is freed.
+        unsafe { T::init_pdu(bindings::blk_mq_rq_to_pdu(rq).cast()) };
+        0
+    }
+
+    /// # Safety
+    ///
+    /// `disk` is a gendisk of a `Disk<T>`.
+    unsafe fn data<'b>(disk: *mut bindings::gendisk) -> &'b T::Data {
+        // SAFETY: `private_data` is the `T::Data` given to `Disk::new`,
+        // valid while the disk exists.
+        unsafe { &*(*disk).private_data.cast::<T::Data>() }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the block layer with a gendisk of a `Disk<T>`.
+    unsafe extern "C" fn open(disk: *mut bindings::gendisk, mode: bindings::blk_mode_t) -> c_int {
+        let writable = mode & BLK_OPEN_WRITE != 0;
+        // SAFETY: `disk` is ours.
+        match T::open(unsafe { Self::data(disk) }, writable) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the block layer with a gendisk of a `Disk<T>`.
+    unsafe extern "C" fn release(disk: *mut bindings::gendisk) {
+        // SAFETY: `disk` is ours.
+        T::release(unsafe { Self::data(disk) });
+    }
+
+    /// # Safety
+    ///
+    /// Called by the block layer with a block device of a `Disk<T>`.
+    unsafe extern "C" fn ioctl(
+        bdev: *mut bindings::block_device,
+        _mode: bindings::blk_mode_t,
+        cmd: c_uint,
+        arg: c_ulong,
+    ) -> c_int {
+        // SAFETY: `bdev` is a valid block device of our disk.
+        let data = unsafe { Self::data((*bdev).bd_disk) };
+        match T::ioctl(data, cmd, arg) {
+            Ok(ret) => ret,
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the block layer with a gendisk of a `Disk<T>` and a valid
+    /// `struct hd_geometry` to fill.
+    unsafe extern "C" fn getgeo(
+        disk: *mut bindings::gendisk,
+        geo: *mut bindings::hd_geometry,
+    ) -> c_int {
+        // SAFETY: `disk` is ours.
+        let g = T::geometry(unsafe { Self::data(disk) });
+        let geo = geo.cast::<HdGeometry>();
+        // SAFETY: The caller passes a writable `struct hd_geometry`, whose
+        // layout `HdGeometry` mirrors. `start` was already set (partition
+        // start) by the block layer and is kept.
+        unsafe {
+            (*geo).heads = g.heads;
+            (*geo).sectors = g.sectors;
+            (*geo).cylinders = g.cylinders;
+        }
+        0
+    }
+
+    /// # Safety
+    ///
+    /// Called by devtmpfs/udev helpers with a gendisk of a `Disk<T>`.
+    unsafe extern "C" fn devnode(
+        disk: *mut bindings::gendisk,
+        _mode: *mut bindings::umode_t,
+    ) -> *mut c_char {
+        // SAFETY: `disk` is ours.
+        match T::devnode(unsafe { Self::data(disk) }) {
+            // SAFETY: The format takes one unsigned int; the result is
+            // freed by the caller with kfree(), or is NULL on failure, in
+            // which case the default name is used.
+            Some(n) => unsafe {
+                bindings::kasprintf(bindings::GFP_KERNEL, c"lofi/%u".as_char_ptr(), n as c_uint)
+            },
+            None => core::ptr::null_mut(),
+        }
+    }
+}
+
+/// The C callback tables of a [`DiskOps`] implementation. Each driver keeps
+/// one in a `static` and returns it from [`DiskOps::vtable`].
+pub(crate) struct DiskVTable<T: DiskOps> {
+    blk_mq_ops: bindings::blk_mq_ops,
+    block_device_operations: bindings::block_device_operations,
+    _ops: PhantomData<T>,
+}
+
+// SAFETY: The tables are immutable function pointers and a module pointer.
+unsafe impl<T: DiskOps> Sync for DiskVTable<T> {}
+
+impl<T: DiskOps> DiskVTable<T> {
+    /// The tables for `T`.
+    pub(crate) const fn new() -> Self {
+        Self {
+            blk_mq_ops: bindings::blk_mq_ops {
+                queue_rq: Some(OpsTable::<T>::queue_rq),
+                init_request: Some(OpsTable::<T>::init_request),
+                ..pin_init::zeroed()
+            },
+            block_device_operations: bindings::block_device_operations {
+                owner: this_module::<T::OwnerModule>().as_ptr(),
+                open: Some(OpsTable::<T>::open),
+                release: Some(OpsTable::<T>::release),
+                ioctl: Some(OpsTable::<T>::ioctl),
+                // lofi's ioctls have one layout for 32- and 64-bit callers.
+                compat_ioctl: Some(bindings::blkdev_compat_ptr_ioctl),
+                getgeo: Some(OpsTable::<T>::getgeo),
+                devnode: Some(OpsTable::<T>::devnode),
+                ..pin_init::zeroed()
+            },
+            _ops: PhantomData,
+        }
+    }
+}
+
+/// Whether `disk` is driven by `T` (its operations are `T`'s table).
+///
+/// # Safety
+///
+/// `disk` must be a valid gendisk.
+pub(crate) unsafe fn disk_is_ours<T: DiskOps>(disk: *const bindings::gendisk) -> bool {
+    // SAFETY: The caller guarantees `disk` is valid.
+    core::ptr::eq(
+        unsafe { (*disk).fops },
+        &T::vtable().block_device_operations,
+    )
+}

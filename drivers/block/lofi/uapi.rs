@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The user-space ABI of include/uapi/linux/lofi.h, mirrored in Rust.
+//!
+//! The header is the source of truth. Every number below is a literal, and
+//! `tests/host-checks.sh` (check `uapi-mirror`) compiles the header and
+//! verifies that each `LAYOUT`/constant line here matches it; the
+//! compile-time assertions then tie the Rust struct to those literals.
+
+use kernel::{
+    prelude::*,
+    transmute::{AsBytes, FromBytes},
+    uaccess::{UserPtr, UserSlice},
+};
+
+/// `PATH_MAX` of include/uapi/linux/limits.h.
+pub(crate) const PATH_MAX: usize = 4096;
+/// `LOFI_ALGORITHM_LEN`.
+pub(crate) const LOFI_ALGORITHM_LEN: usize = 36;
+
+/// `struct lofi_ioctl`.
+#[repr(C)]
+pub(crate) struct LofiIoctl {
+    pub(crate) li_minor: u32,
+    pub(crate) li_force: u32,
+    pub(crate) li_cleanup: u32,
+    pub(crate) li_readonly: u32,
+    pub(crate) li_filename: [u8; PATH_MAX],
+    pub(crate) li_devpath: [u8; PATH_MAX],
+    pub(crate) li_algorithm: [u8; LOFI_ALGORITHM_LEN],
+    pub(crate) li_reserved: [u32; 15],
+}
+
+// Layout of struct lofi_ioctl (checked against the C header).
+const _: () = assert!(core::mem::size_of::<LofiIoctl>() == 8304); // LAYOUT size 8304
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_minor) == 0); // LAYOUT li_minor 0
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_force) == 4); // LAYOUT li_force 4
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_cleanup) == 8); // LAYOUT li_cleanup 8
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_readonly) == 12); // LAYOUT li_readonly 12
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_filename) == 16); // LAYOUT li_filename 16
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_devpath) == 4112); // LAYOUT li_devpath 4112
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_algorithm) == 8208); // LAYOUT li_algorithm 8208
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_reserved) == 8244); // LAYOUT li_reserved 8244
+
+// SAFETY: Only integers and arrays of integers, with no padding (the
+// assertions above pin every offset and the size): any bytes are a valid
+// value, and every byte of a value is initialised.
+unsafe impl FromBytes for LofiIoctl {}
+// SAFETY: As above.
+unsafe impl AsBytes for LofiIoctl {}
+// SAFETY: All-zeroes is a valid value (all integers).
+unsafe impl pin_init::Zeroable for LofiIoctl {}
+
+/// `LOFI_MAP_FILE`.
+pub(crate) const LOFI_MAP_FILE: u32 = 0xe070df01;
+/// `LOFI_MAP_FILE_MINOR`.
+pub(crate) const LOFI_MAP_FILE_MINOR: u32 = 0xe070df02;
+/// `LOFI_UNMAP_FILE`.
+pub(crate) const LOFI_UNMAP_FILE: u32 = 0xe070df03;
+/// `LOFI_UNMAP_FILE_MINOR`.
+pub(crate) const LOFI_UNMAP_FILE_MINOR: u32 = 0xe070df04;
+/// `LOFI_GET_FILENAME`.
+pub(crate) const LOFI_GET_FILENAME: u32 = 0xe070df05;
+/// `LOFI_GET_MINOR`.
+pub(crate) const LOFI_GET_MINOR: u32 = 0xe070df06;
+/// `LOFI_GET_MAXMINOR`.
+pub(crate) const LOFI_GET_MAXMINOR: u32 = 0xe070df07;
+/// `LOFI_CHECK_COMPRESSED`.
+pub(crate) const LOFI_CHECK_COMPRESSED: u32 = 0xe070df08;
+/// `DKIOCSTATE`.
+pub(crate) const DKIOCSTATE: u32 = 0xc004df10;
+
+/// `DKIO_INSERTED`.
+pub(crate) const DKIO_INSERTED: u32 = 2;
+/// `DKIO_DEV_GONE`.
+pub(crate) const DKIO_DEV_GONE: u32 = 3;
+
+impl LofiIoctl {
+    /// Copies a `struct lofi_ioctl` in from user space, onto the heap (it is
+    /// too large for the kernel stack).
+    pub(crate) fn read_from(arg: usize) -> Result<KBox<Self>> {
+        let mut obj = KBox::init(pin_init::zeroed::<Self>(), GFP_KERNEL)?;
+        UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<Self>())
+            .reader()
+            .read_slice(obj.as_bytes_mut())?;
+        Ok(obj)
+    }
+
+    /// Copies the structure back out to user space.
+    pub(crate) fn write_to(&self, arg: usize) -> Result {
+        UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<Self>())
+            .writer()
+            .write_slice(self.as_bytes())
+    }
+}
+
+/// The NUL-terminated string in `buf`, or `None` without a NUL.
+pub(crate) fn c_string(buf: &[u8]) -> Option<&CStr> {
+    let nul = buf.iter().position(|&b| b == 0)?;
+    CStr::from_bytes_with_nul(&buf[..=nul]).ok()
+}
+
+/// Stores `s` NUL-terminated in `buf` (which is larger than any name lofi
+/// writes), truncating if it ever is not.
+pub(crate) fn set_c_string(buf: &mut [u8], s: &[u8]) {
+    let len = s.len().min(buf.len().saturating_sub(1));
+    buf[..len].copy_from_slice(&s[..len]);
+    buf[len..].fill(0);
+}
