@@ -33,7 +33,25 @@ shell_scripts() {
 	shellcheck -x -S warning "${files[@]}"
 }
 
+# The ABI header compiles on its own (C99, pedantic) and the driver's Rust
+# mirror has exactly its layout and constants, for 64- and 32-bit callers.
+uapi_mirror() {
+	local out=$LOFI_CACHE/host-checks bits line status=0
+	mkdir -p "$out"
+	for bits in 64 32; do
+		gcc -m$bits -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude/uapi \
+			-o "$out/uapi_mirror$bits" tests/host/uapi_mirror.c || return 1
+		"$out/uapi_mirror$bits" >"$out/uapi_mirror$bits.txt" || return 1
+	done
+	cmp "$out/uapi_mirror64.txt" "$out/uapi_mirror32.txt" || { echo "32- and 64-bit layouts differ"; return 1; }
+	while IFS= read -r line; do
+		grep -qxF "$line" drivers/block/lofi/uapi.rs || { echo "uapi.rs lacks: $line"; status=1; }
+	done <"$out/uapi_mirror64.txt"
+	return $status
+}
+
 check no-registry-host-names no_registry_hosts
+check uapi-mirror uapi_mirror
 check shellcheck shell_scripts
 check rustfmt "$LOFI_ROOT/scripts/rust-fmt.sh" --check
 check module-build-clippy env CLIPPY=1 "$LOFI_ROOT/scripts/build-module.sh"

@@ -30,9 +30,8 @@ pub(crate) const CONTROL_MODE: u16 = 0o644;
 /// Largest request, in sectors (1 MiB).
 const MAX_REQUEST_SECTORS: u32 = 2048;
 
-/// `O_RDONLY`, `O_RDWR`, `O_ACCMODE` of include/uapi/asm-generic/fcntl.h.
+/// `O_RDONLY` and `O_ACCMODE` of include/uapi/asm-generic/fcntl.h.
 const O_RDONLY: u32 = 0;
-const O_RDWR: u32 = 2;
 const O_ACCMODE: u32 = 3;
 
 /// Serves the control device's ioctls.
@@ -122,14 +121,12 @@ fn open_backing(path: &CStr, read_only: bool) -> Result<KernelFile> {
     if KernelFile::open_path(path)?.kind() == FileKind::Other {
         return Err(EINVAL);
     }
-    let nonblock = kernel::bindings::O_NONBLOCK;
-    let mut file =
-        match KernelFile::open(path, if read_only { O_RDONLY } else { O_RDWR } | nonblock) {
-            Err(e) if !read_only && (e == EACCES || e == EPERM || e == EROFS) => {
-                KernelFile::open(path, O_RDONLY | nonblock)?
-            }
-            other => other?,
-        };
+    let mut file = match KernelFile::open_data(path, !read_only) {
+        Err(e) if !read_only && (e == EACCES || e == EPERM || e == EROFS) => {
+            KernelFile::open_data(path, false)?
+        }
+        other => other?,
+    };
     // The path may have been replaced since the look: judge the open file.
     if file.kind() == FileKind::Other {
         return Err(EINVAL);

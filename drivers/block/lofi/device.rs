@@ -22,14 +22,14 @@ use crate::{
         blk::{BlkStatus, DiskOps, DiskVTable, Geometry, ReqOp, RequestRef},
         file::KernelFile,
         module_ref::ModuleRef,
-        workqueue::{NoIoScope, OwnedQueue, RawWork},
+        workqueue::{NoIoScope, OwnedQueue, RawWork, RawWorkFn},
     },
     registry,
     uapi::{DKIOCSTATE, DKIO_DEV_GONE, DKIO_INSERTED},
 };
 use core::cell::UnsafeCell;
 use kernel::{
-    bindings, new_condvar, new_mutex,
+    new_condvar, new_mutex,
     prelude::*,
     sync::{Arc, ArcBorrow, CondVar, Mutex},
     uaccess::{UserPtr, UserSlice},
@@ -259,15 +259,23 @@ pub(crate) struct LofiDisk;
 static VTABLE: DiskVTable<LofiDisk> = DiskVTable::new();
 
 /// The I/O worker: serves one request on its device's queue.
-///
-/// # Safety
-///
-/// Called by the workqueue for the `work` of a [`RequestPdu`] queued by
-/// `LofiDisk::queue_rq`.
-unsafe extern "C" fn serve_request(work: *mut bindings::work_struct) {
-    // SAFETY: `work` is the first member of a `repr(C)` `RequestPdu`, of a
-    // request started by `queue_rq` and ended only here.
-    let rq = unsafe { RequestRef::<LofiDisk>::from_pdu(work.cast::<RequestPdu>()) };
+struct ServeRequest;
+
+impl RawWorkFn for ServeRequest {
+    /// # Safety
+    ///
+    /// `work` is the `work` of a [`RequestPdu`] queued by
+    /// `LofiDisk::queue_rq`.
+    unsafe fn run(work: *mut RawWork) {
+        // SAFETY: `work` is the first member of a `repr(C)` `RequestPdu`,
+        // of a request started by `queue_rq` and ended only here.
+        let rq = unsafe { RequestRef::<LofiDisk>::from_pdu(work.cast::<RequestPdu>()) };
+        serve_request(rq);
+    }
+}
+
+/// Serves a request and ends it.
+fn serve_request(rq: RequestRef<'_, LofiDisk>) {
     let dev = rq.data();
     let status = {
         let _noio = NoIoScope::enter();
@@ -308,11 +316,7 @@ impl DiskOps for LofiDisk {
         // SAFETY: The caller provides memory for a `RequestPdu` that stays
         // in place; `work` is its first member.
         unsafe {
-            RawWork::init(
-                &raw mut (*pdu).work,
-                serve_request,
-                kernel::static_lock_class!(),
-            )
+            RawWork::init::<ServeRequest>(&raw mut (*pdu).work, kernel::static_lock_class!())
         };
     }
 

@@ -3,9 +3,11 @@
 //! The user-space ABI of include/uapi/linux/lofi.h, mirrored in Rust.
 //!
 //! The header is the source of truth. Every number below is a literal, and
-//! `tests/host-checks.sh` (check `uapi-mirror`) compiles the header and
-//! verifies that each `LAYOUT`/constant line here matches it; the
-//! compile-time assertions then tie the Rust struct to those literals.
+//! `tests/host-checks.sh` (check `uapi-mirror`) compiles
+//! `tests/host/uapi_mirror.c` against the header, 64- and 32-bit, and
+//! verifies that each layout assertion and constant line it prints stands
+//! here verbatim. The compile-time assertions then tie the Rust struct to
+//! the C layout.
 
 use kernel::{
     prelude::*,
@@ -31,16 +33,16 @@ pub(crate) struct LofiIoctl {
     pub(crate) li_reserved: [u32; 15],
 }
 
-// Layout of struct lofi_ioctl (checked against the C header).
-const _: () = assert!(core::mem::size_of::<LofiIoctl>() == 8304); // LAYOUT size 8304
-const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_minor) == 0); // LAYOUT li_minor 0
-const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_force) == 4); // LAYOUT li_force 4
-const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_cleanup) == 8); // LAYOUT li_cleanup 8
-const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_readonly) == 12); // LAYOUT li_readonly 12
-const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_filename) == 16); // LAYOUT li_filename 16
-const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_devpath) == 4112); // LAYOUT li_devpath 4112
-const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_algorithm) == 8208); // LAYOUT li_algorithm 8208
-const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_reserved) == 8244); // LAYOUT li_reserved 8244
+// Layout of struct lofi_ioctl, as the C header has it.
+const _: () = assert!(core::mem::size_of::<LofiIoctl>() == 8304);
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_minor) == 0);
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_force) == 4);
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_cleanup) == 8);
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_readonly) == 12);
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_filename) == 16);
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_devpath) == 4112);
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_algorithm) == 8208);
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_reserved) == 8244);
 
 // SAFETY: Only integers and arrays of integers, with no padding (the
 // assertions above pin every offset and the size): any bytes are a valid
@@ -71,9 +73,9 @@ pub(crate) const LOFI_CHECK_COMPRESSED: u32 = 0xe070df08;
 pub(crate) const DKIOCSTATE: u32 = 0xc004df10;
 
 /// `DKIO_INSERTED`.
-pub(crate) const DKIO_INSERTED: u32 = 2;
+pub(crate) const DKIO_INSERTED: u32 = 0x2;
 /// `DKIO_DEV_GONE`.
-pub(crate) const DKIO_DEV_GONE: u32 = 3;
+pub(crate) const DKIO_DEV_GONE: u32 = 0x3;
 
 impl LofiIoctl {
     /// Copies a `struct lofi_ioctl` in from user space, onto the heap (it is

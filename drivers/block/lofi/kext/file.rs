@@ -55,6 +55,19 @@ impl KernelFile {
         })
     }
 
+    /// Opens `path` for data access, read-write or read-only, without
+    /// blocking in the open itself (`O_NONBLOCK`: a FIFO put in place of a
+    /// checked path must not hang the caller). Clear it with
+    /// [`KernelFile::clear_nonblock`] once the file's kind is checked.
+    pub(crate) fn open_data(path: &CStr, writable: bool) -> Result<Self> {
+        let access = if writable {
+            bindings::O_RDWR
+        } else {
+            bindings::O_RDONLY
+        };
+        Self::open(path, access | bindings::O_NONBLOCK)
+    }
+
     /// Opens `path` with `O_PATH`: resolves it without opening the object
     /// (no device open, no FIFO wait), to look at what it is.
     pub(crate) fn open_path(path: &CStr) -> Result<Self> {

@@ -85,30 +85,45 @@ impl Drop for OwnedQueue {
 #[repr(transparent)]
 pub(crate) struct RawWork(kernel::types::Opaque<bindings::work_struct>);
 
+/// The function a [`RawWork`] runs.
+pub(crate) trait RawWorkFn {
+    /// Runs the work item.
+    ///
+    /// # Safety
+    ///
+    /// `work` is the item that was queued; what it may be used for is the
+    /// contract of the code that queued it.
+    unsafe fn run(work: *mut RawWork);
+}
+
 impl RawWork {
-    /// Initialises the work item at `this` to run `func`.
+    /// Initialises the work item at `this` to run `F`.
     ///
     /// # Safety
     ///
     /// `this` must be valid for writes and stay at that address while the
-    /// item can be queued. `func` receives a pointer to this item's
-    /// `work_struct`.
-    pub(crate) unsafe fn init(
-        this: *mut RawWork,
-        func: unsafe extern "C" fn(*mut bindings::work_struct),
-        key: Pin<&'static LockClassKey>,
-    ) {
+    /// item can be queued.
+    pub(crate) unsafe fn init<F: RawWorkFn>(this: *mut RawWork, key: Pin<&'static LockClassKey>) {
         // SAFETY: `RawWork` is `repr(transparent)` over `work_struct`; the
         // caller guarantees the memory; `key` and the name are static.
         unsafe {
             bindings::init_work_with_key(
                 this.cast(),
-                Some(func),
+                Some(Self::trampoline::<F>),
                 false,
                 c"lofi_request".as_char_ptr(),
                 key.as_ptr(),
             )
         };
+    }
+
+    /// # Safety
+    ///
+    /// Called by the workqueue for an item set up by [`RawWork::init`].
+    unsafe extern "C" fn trampoline<F: RawWorkFn>(work: *mut bindings::work_struct) {
+        // SAFETY: `work` is the `work_struct` inside a `RawWork`
+        // (`repr(transparent)`), queued by code that upholds `F`'s contract.
+        unsafe { F::run(work.cast()) };
     }
 }
 
