@@ -14,16 +14,19 @@ log "provisioned in $(($(date +%s) - start))s"
 
 total_pass=0
 total_fail=0
-# stage NAME CMD...: run one stage, echo its lines, count its PASS/FAIL lines.
+# stage NAME CMD...: run one stage, streaming its output, and count its
+# PASS/FAIL lines.
 stage() {
-	local name=$1 out status p f t0
+	local name=$1 status p f t0 out
 	shift
 	t0=$(date +%s)
+	out=$(mktemp)
 	echo "=== $name"
-	out=$("$@" 2>&1 | tee /dev/stderr)
+	"$@" 2>&1 | tee "$out"
 	status=${PIPESTATUS[0]}
-	p=$(grep -cE '^PASS ' <<<"$out")
-	f=$(grep -cE '^FAIL ' <<<"$out")
+	p=$(grep -cE '^PASS ' "$out")
+	f=$(grep -cE '^FAIL ' "$out")
+	rm -f "$out"
 	if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
 		echo "FAIL $name (exit status $status)"
 		f=1
@@ -31,7 +34,7 @@ stage() {
 	echo "=== $name: $p passed, $f failed, $(($(date +%s) - t0))s"
 	total_pass=$((total_pass + p))
 	total_fail=$((total_fail + f))
-} 2>&1
+}
 
 stage host-checks "$LOFI_ROOT/tests/host-checks.sh"
 stage vm-tests "$LOFI_ROOT/tests/vm-run.sh" @foundation
