@@ -37,7 +37,7 @@ stage() {
 }
 
 stage host-checks "$LOFI_ROOT/tests/host-checks.sh"
-stage vm-tests "$LOFI_ROOT/tests/vm-run.sh" @foundation
+stage vm-tests "$LOFI_ROOT/tests/vm-run.sh" @foundation @driver demo
 stage intree-build "$LOFI_ROOT/scripts/intree-build.sh" --test
 stage runner-selftest "$LOFI_ROOT/tests/selftest.sh"
 

@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
-# What `make run` shows: lofi loaded in a Rust-enabled kernel and its
-# control device ready.
+# What `make run` shows: lofi loaded in a Rust-enabled kernel, an image file
+# mapped to /dev/lofi/N, a file system made and mounted on it, listed, and
+# everything undone again.
 # shellcheck source=tests/guest/lib.sh
 . "$LOFI_ROOT/tests/guest/lib.sh"
 
+map=$LOFI_PROG_DIR/lofi_map
+show() { echo "# $*"; "$@"; }
+
 echo "# uname -r"
 uname -r
-echo "# insmod lofi.ko"
-load_lofi
-wait_for 5 test -c /dev/lofictl || fail "/dev/lofictl did not appear"
-echo "# grep lofi /proc/modules"
-grep '^lofi ' /proc/modules
-echo "# ls -l /dev/lofictl"
-ls -l /dev/lofictl
-echo "# dmesg | grep lofi"
-dmesg | grep -iE 'lofi' | sed -E 's/^\[ *[0-9]+\.[0-9]+\] //' | tail -n 12
-echo "# rmmod lofi"
-unload_lofi
+show insmod "$LOFI_KO"
+show ls -l /dev/lofictl
+show truncate -s 64M "$PWD/disk.img"
+echo "# lofi_map map $PWD/disk.img"
+dev=$("$map" map "$PWD/disk.img") || fail "map failed"
+echo "$dev"
+show ls -l /dev/lofi/
+show mkfs.ext4 -q -L lofi-demo "$dev"
+mkdir mnt
+show mount "$dev" mnt
+show cp -a "$LOFI_ROOT/README.md" "$LOFI_ROOT/drivers/block/lofi" mnt/
+show df -h mnt
+show ls -l mnt mnt/lofi
+show umount mnt
+show fsck.ext4 -fn "$dev"
+show grep lofi /proc/diskstats
+show "$map" unmap "$dev"
+show rmmod lofi

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Mappings come and go cleanly: 1000 map/unmap cycles of one file (by N and
+# by name alternately, the node appearing and vanishing each time, the
+# same lowest N every time, I/O every tenth cycle; a cycle costs 0.1-0.25 s
+# under QEMU TCG, so the loop stops early, saying so, if it has not
+# finished within 170 s, after at least 100 cycles); rmmod is refused while a
+# mapping exists, and while a force-unmapped device is still held open,
+# and succeeds once everything is gone; with lofi_max_files=16 all of
+# N = 1..16 are handed out in order and usable, then MAP_FILE fails with
+# EAGAIN, and everything unmaps again.
+# shellcheck source=tests/guest/lib.sh
+. "$LOFI_ROOT/tests/guest/lib.sh"
+
+prog_dir=${LOFI_PROG_DIR:-$LOFI_ROOT/tests/guest/prog/out}
+map=$prog_dir/lofi_map
+[ -x "$map" ] || fail "$map missing: the VM runner builds it on the host (make -C tests/guest/prog OUT=$prog_dir)"
+# The number of map/unmap cycles and their time budget in seconds.
+cycles=${LOFI_LIFECYCLE_CYCLES:-1000}
+budget=${LOFI_LIFECYCLE_BUDGET:-170}
+
+cleanup() {
+	set +e
+	exec 7<&-
+	if lofi_loaded; then
+		"$map" unmap-all force >/dev/null 2>&1
+		sleep 1
+		rmmod lofi 2>/dev/null
+	fi
+}
+trap cleanup EXIT
+
+# rmmod_refused WHY: rmmod must fail and leave lofi loaded.
+rmmod_refused() {
+	if rmmod lofi 2>rmmod.err; then
+		fail "rmmod lofi succeeded $1"
+	fi
+	lofi_loaded || fail "lofi is gone after a failed rmmod ($1)"
+	grep -qiE 'in use|busy' rmmod.err || fail "rmmod $1: unexpected error: $(cat rmmod.err)"
+}
+
+load_lofi lofi_max_files=16
+wait_for 5 test -c /dev/lofictl || fail "/dev/lofictl did not appear"
+expect_eq "GET_MAXMINOR" "$("$map" maxminor)" 16
+
+# 1. Map/unmap cycles, in one process (a fork per step is slow under TCG).
+truncate -s 1M cycle.img
+"$map" cycle "$PWD/cycle.img" "$cycles" "$budget" 2>&1 | tee cycle.log ||
+	fail "map/unmap cycles failed: $(tail -n 1 cycle.log)"
+done_cycles=$(awk '/ map\/unmap cycles of /{print $1}' cycle.log)
+[ -n "$done_cycles" ] || fail "map/unmap cycles did not report"
+expect_eq "mappings after the cycles" "$("$map" list)" ""
+! compgen -G '/sys/block/lofi*' >/dev/null || fail "lofi disks left after the cycles: $(echo /sys/block/lofi*)"
+
+# 2. rmmod while a mapping exists.
+dev=$("$map" map "$PWD/cycle.img") || fail "map failed"
+rmmod_refused "while $dev is mapped"
+expect_eq "the mapping after the refused rmmod" "$("$map" filename "$dev")" "$PWD/cycle.img"
+"$map" unmap "$dev" || fail "unmap failed"
+unload_lofi
+echo "ok: rmmod refused while mapped, then succeeded"
+
+# 3. rmmod while a force-unmapped device is still open.
+load_lofi lofi_max_files=16
+dev=$("$map" map "$PWD/cycle.img") || fail "map failed"
+wait_for 5 test -b "$dev" || fail "$dev is not a block device"
+exec 7<"$dev"
+"$map" unmap "$dev" force || fail "forced unmap failed"
+expect_eq "mappings after the forced unmap" "$("$map" list)" ""
+rmmod_refused "while the force-unmapped $dev is open"
+exec 7<&-
+wait_for 10 test ! -e "$dev" || fail "$dev still exists after its last close"
+unload_lofi
+echo "ok: rmmod refused while a force-unmapped device is open, then succeeded"
+
+# 4. Fill every N, then EAGAIN.
+load_lofi lofi_max_files=16
+for i in $(seq 1 16); do
+	truncate -s 512K "fill$i.img"
+	dev=$("$map" map "$PWD/fill$i.img") || fail "map #$i failed"
+	expect_eq "map #$i" "$dev" "/dev/lofi/$i"
+done
+for i in $(seq 1 16); do
+	wait_for 5 test -b "/dev/lofi/$i" || fail "/dev/lofi/$i is not a block device"
+	expect_eq "size of /dev/lofi/$i" "$(blockdev --getsize64 "/dev/lofi/$i")" 524288
+	printf 'lofi %08d' "$i" | dd of="/dev/lofi/$i" bs=512 conv=sync,notrunc oflag=direct status=none ||
+		fail "write to /dev/lofi/$i failed"
+done
+truncate -s 512K fill17.img
+if "$map" map "$PWD/fill17.img" 2>map.err; then fail "a 17th map with lofi_max_files=16 succeeded"; fi
+grep -q EAGAIN map.err || fail "17th map: want EAGAIN, got: $(cat map.err)"
+expect_eq "mapped N after EAGAIN" "$("$map" list | awk '{print $1}' | tr '\n' ' ')" "$(seq 1 16 | tr '\n' ' ')"
+for i in $(seq 1 16); do
+	expect_eq "what /dev/lofi/$i wrote to fill$i.img" "$(head -c 13 "fill$i.img")" "$(printf 'lofi %08d' "$i")"
+	"$map" unmap "/dev/lofi/$i" || fail "unmap /dev/lofi/$i failed"
+done
+expect_eq "mappings after unmapping all" "$("$map" list)" ""
+unload_lofi
+echo "ok: $done_cycles map/unmap cycles, rmmod refusals, all 16 N then EAGAIN"
