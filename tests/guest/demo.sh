@@ -20,9 +20,9 @@ show ls -l /dev/lofi/
 show mkfs.ext4 -q -L lofi-demo "$dev"
 mkdir mnt
 show mount "$dev" mnt
-show cp -a "$LOFI_ROOT/README.md" "$LOFI_ROOT/drivers/block/lofi" mnt/
+show cp -a "$LOFI_ROOT/README.md" "$LOFI_ROOT/Documentation" mnt/
 show df -h mnt
-show ls -l mnt mnt/lofi
+show ls -lR mnt
 show umount mnt
 show fsck.ext4 -fn "$dev"
 show grep lofi /proc/diskstats

@@ -377,25 +377,27 @@ impl<'a, T: DiskOps> RequestRef<'a, T> {
         while !bio.is_null() {
             // SAFETY: `bio` is a bio of the request. `bvec_iter` is packed,
             // so it is copied, never referenced.
-            let (vecs, mut iter) = unsafe { ((*bio).bi_io_vec, (*bio).bi_iter) };
-            while iter.bi_size > 0 {
-                // SAFETY: `bi_idx` indexes the bio's vector while `bi_size`
-                // is non-zero (the bvec iterator invariant).
-                let vec = unsafe { *vecs.add(iter.bi_idx as usize) };
-                let done = iter.bi_offset;
-                let len = iter.bi_size.min(vec.bv_len - done);
-                let seg = bindings::bio_vec {
+            let (vecs, iter) = unsafe { ((*bio).bi_io_vec, (*bio).bi_iter) };
+            let mut cursor = SegmentCursor {
+                idx: iter.bi_idx,
+                done: iter.bi_offset,
+                remaining: iter.bi_size,
+            };
+            loop {
+                let idx = cursor.idx;
+                if cursor.remaining == 0 {
+                    break;
+                }
+                // SAFETY: `idx` indexes the bio's vector while bytes remain
+                // (the bvec iterator invariant).
+                let vec = unsafe { *vecs.add(idx as usize) };
+                // Bytes remain but the entry has none: a corrupt bio.
+                let (offset, len) = cursor.step(vec.bv_len).ok_or(EIO)?;
+                f(&bindings::bio_vec {
                     bv_page: vec.bv_page,
                     bv_len: len,
-                    bv_offset: vec.bv_offset + done,
-                };
-                f(&seg)?;
-                iter.bi_size -= len;
-                iter.bi_offset += len;
-                if iter.bi_offset == vec.bv_len {
-                    iter.bi_idx += 1;
-                    iter.bi_offset = 0;
-                }
+                    bv_offset: vec.bv_offset + offset,
+                })?;
             }
             // SAFETY: As above; `bi_next` links the request's bios.
             bio = unsafe { (*bio).bi_next };
@@ -408,6 +410,103 @@ impl<'a, T: DiskOps> RequestRef<'a, T> {
         // SAFETY: By the type invariant the request is started and ours to
         // end, once: `self` is consumed.
         unsafe { bindings::blk_mq_end_request(self.rq.as_ptr(), status.0) };
+    }
+}
+
+/// Walks a bio's vector as `bio_for_each_bvec()` does (multi-page
+/// segments): the arithmetic of `struct bvec_iter`, kept pure for KUnit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SegmentCursor {
+    /// Index of the current vector entry (`bi_idx`).
+    pub(crate) idx: u32,
+    /// Bytes of the current entry already consumed (`bi_offset`).
+    pub(crate) done: u32,
+    /// Bytes left in the bio (`bi_size`).
+    pub(crate) remaining: u32,
+}
+
+impl SegmentCursor {
+    /// Consumes the next segment from the current entry, `entry_len` bytes
+    /// long. Returns the segment's offset into the entry and its length, or
+    /// `None` when nothing is left or the entry is inconsistent (already
+    /// consumed), which ends the walk instead of looping.
+    pub(crate) fn step(&mut self, entry_len: u32) -> Option<(u32, u32)> {
+        if self.remaining == 0 || self.done >= entry_len {
+            return None;
+        }
+        let offset = self.done;
+        let len = self.remaining.min(entry_len - offset);
+        self.remaining -= len;
+        self.done += len;
+        if self.done == entry_len {
+            self.idx += 1;
+            self.done = 0;
+        }
+        Some((offset, len))
+    }
+}
+
+#[kunit_tests(lofi_segments)]
+mod tests {
+    use super::SegmentCursor;
+
+    fn walk(mut c: SegmentCursor, entries: &[u32], out: &mut [(u32, u32, u32)]) -> usize {
+        let mut n = 0;
+        while let Some(&len) = entries.get(c.idx as usize) {
+            let idx = c.idx;
+            match c.step(len) {
+                Some((off, seg)) if n < out.len() => {
+                    out[n] = (idx, off, seg);
+                    n += 1;
+                }
+                _ => break,
+            }
+        }
+        n
+    }
+
+    #[test]
+    fn whole_entries_are_one_segment_each() {
+        let mut out = [(0, 0, 0); 4];
+        let c = SegmentCursor {
+            idx: 0,
+            done: 0,
+            remaining: 4096 + 8192,
+        };
+        assert_eq!(walk(c, &[4096, 8192], &mut out), 2);
+        assert_eq!(out[0], (0, 0, 4096));
+        // A multi-page entry stays one segment.
+        assert_eq!(out[1], (1, 0, 8192));
+    }
+
+    #[test]
+    fn a_split_bio_starts_inside_an_entry_and_ends_early() {
+        let mut out = [(0, 0, 0); 4];
+        // Cloned/split bio: starts 512 bytes into entry 1, 5120 bytes long.
+        let c = SegmentCursor {
+            idx: 1,
+            done: 512,
+            remaining: 5120,
+        };
+        assert_eq!(walk(c, &[4096, 4096, 4096], &mut out), 2);
+        assert_eq!(out[0], (1, 512, 3584));
+        assert_eq!(out[1], (2, 0, 1536));
+    }
+
+    #[test]
+    fn inconsistent_entries_end_the_walk() {
+        let mut c = SegmentCursor {
+            idx: 0,
+            done: 4096,
+            remaining: 512,
+        };
+        assert_eq!(c.step(4096), None);
+        let mut c = SegmentCursor {
+            idx: 0,
+            done: 0,
+            remaining: 0,
+        };
+        assert_eq!(c.step(4096), None);
     }
 }
 
