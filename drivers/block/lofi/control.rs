@@ -256,12 +256,11 @@ fn unmap(li: &mut LofiIoctl, arg: usize, by_name: bool) -> Result<isize> {
             drop(st);
             (n, reg.take(n))
         } else if li.li_force != 0 {
-            st.phase = Phase::Gone;
+            st.phase = Phase::Closing;
             drop(st);
             drop(reg);
             // Drain and close outside every lock.
-            dev.shut_down_io();
-            dev.state_changed();
+            dev.finish_forced_unmap();
             (n, None)
         } else if li.li_cleanup != 0 {
             st.phase = Phase::DetachAtClose;

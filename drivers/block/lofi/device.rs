@@ -8,7 +8,7 @@
 //! ```text
 //!            unmap, not open                   last close
 //!  Active ───────────────────────▶ Removing ◀────────────── Gone / DetachAtClose
-//!    │  unmap -f, open ─▶ Gone ──────────────────────────────────┘      ▲
+//!    │  unmap -f, open ─▶ Closing ─▶ Gone ───────────────────────┘      ▲
 //!    └─ unmap (cleanup), open ─▶ DetachAtClose ─────────────────────────┘
 //! ```
 //!
@@ -43,6 +43,9 @@ pub(crate) enum Phase {
     Active,
     /// Unmapped with `li_cleanup` while open: removed at the last close.
     DetachAtClose,
+    /// Being force-unmapped: I/O and opens are refused while the requests
+    /// in flight drain and the backing file is closed; then `Gone`.
+    Closing,
     /// Force-unmapped while open: the backing file is closed, I/O fails,
     /// opens fail; removed at the last close.
     Gone,
@@ -187,15 +190,32 @@ impl Device {
         }
     }
 
-    /// Wakes `DKIOCSTATE` waiters after a phase change.
-    pub(crate) fn state_changed(&self) {
+    /// Second half of a forced unmap of an open device, after the caller
+    /// moved it to `Closing` under the table and state locks (which made it
+    /// refuse opens and stop counting as a mapping): drains the requests in
+    /// flight, closes the backing file, and only then reports the device
+    /// gone, so that a `DKIOCSTATE` waiter told `DKIO_DEV_GONE` knows the
+    /// file is closed. Called with no lock held.
+    pub(crate) fn finish_forced_unmap(&self) {
+        self.shut_down_io();
+        let mut st = self.state.lock();
+        // The last close may already have moved it on to `Removing`.
+        if st.phase == Phase::Closing {
+            st.phase = Phase::Gone;
+        }
+        drop(st);
         self.state_changed.notify_all();
+    }
+
+    /// Whether the device still counts as a mapping (not force-unmapped).
+    pub(crate) fn is_mapped(&self) -> bool {
+        !matches!(self.state.lock().phase, Phase::Closing | Phase::Gone)
     }
 
     /// The `DKIO_*` state of a phase.
     fn dkio_state(phase: Phase) -> u32 {
         match phase {
-            Phase::Active | Phase::DetachAtClose => DKIO_INSERTED,
+            Phase::Active | Phase::DetachAtClose | Phase::Closing => DKIO_INSERTED,
             Phase::Gone | Phase::Removing => DKIO_DEV_GONE,
         }
     }
@@ -327,14 +347,19 @@ impl DiskOps for LofiDisk {
                 st.opens += 1;
                 Ok(())
             }
-            Phase::Gone | Phase::Removing => Err(ENXIO),
+            Phase::Closing | Phase::Gone | Phase::Removing => Err(ENXIO),
         }
     }
 
     fn release(dev: &Device) {
         let mut st = dev.state.lock();
         st.opens = st.opens.saturating_sub(1);
-        if st.opens == 0 && matches!(st.phase, Phase::Gone | Phase::DetachAtClose) {
+        if st.opens == 0
+            && matches!(
+                st.phase,
+                Phase::Closing | Phase::Gone | Phase::DetachAtClose
+            )
+        {
             st.phase = Phase::Removing;
             drop(st);
             dev.schedule_removal();

@@ -14,7 +14,7 @@
 //! meanwhile.
 
 use crate::{
-    device::{Device, LofiDisk, Phase},
+    device::{Device, LofiDisk},
     kext::blk::Disk,
 };
 use kernel::{prelude::*, sync::Arc};
@@ -113,7 +113,7 @@ impl Registry {
     /// The mapping with number `n`, if mapped and not gone.
     pub(crate) fn mapped(&self, n: u32) -> Option<&Mapping> {
         match self.slots.get((n as usize).checked_sub(1)?)? {
-            Slot::Mapped(m) if m.device.state.lock().phase != Phase::Gone => Some(m),
+            Slot::Mapped(m) if m.device.is_mapped() => Some(m),
             _ => None,
         }
     }
@@ -121,7 +121,7 @@ impl Registry {
     /// Live mappings (not gone), with their numbers.
     pub(crate) fn live(&self) -> impl Iterator<Item = &Mapping> {
         self.slots.iter().filter_map(|s| match s {
-            Slot::Mapped(m) if m.device.state.lock().phase != Phase::Gone => Some(&**m),
+            Slot::Mapped(m) if m.device.is_mapped() => Some(&**m),
             _ => None,
         })
     }

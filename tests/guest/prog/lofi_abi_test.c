@@ -1492,6 +1492,7 @@ static void c_enxio(void)
 /* ---------------------------------------------------------------------- */
 /* Success paths                                                          */
 
+/* The disk of a writable mapping N of SIZE bytes, as sysfs and ioctls see it. */
 static void check_disk(const char *what, int n, long long size)
 {
 	path_t dev = devpath_of(n);
@@ -1530,6 +1531,15 @@ static void check_disk(const char *what, int n, long long size)
 	if (xioctl("BLKSSZGET", fd, BLKSSZGET, &ssz, 0) == 0)
 		CHECK(ssz == 512, "%s: BLKSSZGET: got %d want 512", what, ssz);
 	close(fd);
+	/* A writable mapping advertises a write cache (so flushes reach it). */
+	snprintf(p, sizeof(p), "/sys/block/lofi%d/queue/write_cache", n);
+	f = fopen(p, "r");
+	if (!f || !fgets(line, sizeof(line), f))
+		failf("%s: cannot read %s", what, p);
+	else
+		CHECK(strncmp(line, "write back", 10) == 0, "%s: %s: got '%.20s' want 'write back'", what, p, line);
+	if (f)
+		fclose(f);
 	f = fopen("/proc/diskstats", "r");
 	snprintf(p, sizeof(p), " lofi%d ", n);
 	while (f && fgets(line, sizeof(line), f))

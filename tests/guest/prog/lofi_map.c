@@ -19,7 +19,7 @@
  *   lofi_map open DEV [rw]            open DEV and close it again
  *   lofi_map cycle FILE COUNT [SECS]  map and unmap FILE COUNT times, checking
  *                                     each round (a fast loop: no fork per round);
- *                                     with SECS, stop early once SECS have passed
+ *                                     with SECS > 0, stop early once SECS have passed
  *                                     (saying so), after at least 100 cycles
  *
  * Exit status: 0 on success, 1 on an error (printed with the errno's name
@@ -300,11 +300,11 @@ static int cmd_cycle(const char *path, long count, double budget)
 		if ((i + 1) % 100 == 0) {
 			printf("%ld/%ld cycles, %.1f s\n", i + 1, count, now() - t0);
 			fflush(stdout);
-			if (budget > 0 && now() - t0 > budget && i + 1 < count) {
-				printf("time budget of %.0f s used up: stopping after %ld of %ld cycles\n", budget,
-				       i + 1, count);
-				count = i + 1;
-			}
+		}
+		if (budget > 0 && i + 1 >= 100 && i + 1 < count && now() - t0 > budget) {
+			printf("time budget of %.0f s used up: stopping after %ld of %ld cycles\n", budget, i + 1,
+			       count);
+			count = i + 1;
 		}
 	}
 	printf("%ld map/unmap cycles of /dev/lofi/%u in %.1f s (%ld EBUSY retries)\n", count, first, now() - t0,
@@ -443,7 +443,7 @@ int main(int argc, char **argv)
 			usage();
 		if (argc == 5) {
 			budget = strtod(argv[4], &end);
-			if (*end || budget <= 0)
+			if (*end || budget < 0)
 				usage();
 		}
 		return cmd_cycle(argv[2], count, budget);
