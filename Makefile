@@ -1,7 +1,11 @@
 # lofi developer entry points.  See README.md.
 #
 #   make                build drivers/block/lofi/lofi.ko against the cached
-#                       test kernel (provisioned on first use), or KDIR=...
+#                       test kernel (provisioned on first use), or KDIR=...,
+#                       and lofiadm (tools/lofiadm, with cargo)
+#   make lofiadm        build lofiadm only: tools/lofiadm/target/release/lofiadm
+#   make install        install lofi.ko, lofiadm and lofiadm.8 under
+#                       DESTDIR (default: none) and PREFIX (/usr/local)
 #   make check          every test: host checks, KUnit and the VM suites
 #   make run            boot a VM with lofi loaded and show it working
 #   make vm             an interactive shell in the test VM
@@ -11,12 +15,26 @@
 
 export KDIR
 
-.PHONY: all modules check run vm kernel intree clean
+PREFIX ?= /usr/local
+DESTDIR ?=
+CARGO ?= cargo
+LOFIADM_DIR := tools/lofiadm
 
-all: modules
+.PHONY: all modules lofiadm install check run vm kernel intree clean
+
+all: modules lofiadm
 
 modules:
 	@scripts/build-module.sh
+
+# The target directory is named explicitly so that a CARGO_TARGET_DIR in
+# the environment does not move the binary the VM tests and install use.
+lofiadm:
+	@$(CARGO) build --release --locked --quiet \
+		--manifest-path $(LOFIADM_DIR)/Cargo.toml --target-dir $(LOFIADM_DIR)/target
+
+install: modules lofiadm
+	@DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" scripts/install.sh
 
 check:
 	@tests/check.sh
@@ -35,4 +53,4 @@ intree:
 
 
 clean:
-	@git clean -fdqX -- drivers tests/selftest
+	@git clean -fdqX -- drivers tests/selftest tools

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make check`: every test. Host checks, the VM suites against the real
-# module (KUnit included), the in-tree build proof and the runner's
-# self-test. Ends with one line "N passed, N failed" over all of them and
-# exits non-zero on any failure.
+# module (KUnit included) and lofiadm with it, the in-tree build proof and
+# the runner's self-test. Ends with one line "N passed, N failed" over all
+# of them and exits non-zero on any failure.
 set -uo pipefail
 . "$(dirname "$0")/../scripts/lib/common.sh"
 
@@ -37,7 +37,8 @@ stage() {
 }
 
 stage host-checks "$LOFI_ROOT/tests/host-checks.sh"
-stage vm-tests "$LOFI_ROOT/tests/vm-run.sh" @foundation @driver demo
+# One boot for all VM suites (a boot costs about a minute under TCG).
+stage vm-tests "$LOFI_ROOT/tests/vm-run.sh" --timeout 2400 @foundation @driver @lofiadm demo
 stage intree-build "$LOFI_ROOT/scripts/intree-build.sh" --test
 stage runner-selftest "$LOFI_ROOT/tests/selftest.sh"
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks that run on the host, without a VM: formatting, lints, a
-# warning-free build with and without clippy, shell scripts, and that no
-# package registry host name appears in the repository.
+# warning-free build with and without clippy, shell scripts, that no
+# package registry host name appears in the repository, and for lofiadm
+# its format, lints, host tests, man page and `make install`.
 # Prints a PASS/FAIL line per check and "N passed, N failed".
 set -uo pipefail
 . "$(dirname "$0")/../scripts/lib/common.sh"
@@ -50,6 +51,40 @@ uapi_mirror() {
 	return $status
 }
 
+# lofiadm (tools/lofiadm): cargo with the target directory inside the
+# package, whatever CARGO_TARGET_DIR the environment has.
+lofiadm_cargo() {
+	CARGO_TARGET_DIR=$LOFI_ROOT/tools/lofiadm/target \
+		cargo "$1" --manifest-path "$LOFI_ROOT/tools/lofiadm/Cargo.toml" "${@:2}"
+}
+
+# The man page formats without a single groff warning.
+lofiadm_man() {
+	local out
+	out=$(LC_ALL=C groff -t -man -ww -z tools/lofiadm/lofiadm.8 2>&1) || { echo "$out"; return 1; }
+	[ -z "$out" ] || { echo "$out"; return 1; }
+}
+
+# `make install` puts the module, lofiadm and its man page under DESTDIR
+# and PREFIX, the module under the kernel tree's release.
+make_install() {
+	local dest status=0 f release
+	dest=$(mktemp -d)
+	make -s -C "$LOFI_ROOT" install DESTDIR="$dest" PREFIX=/opt/lofi >/dev/null || status=1
+	if [ -n "${KDIR:-}" ]; then
+		release=$(cat "$KDIR/include/config/kernel.release")
+	else
+		release=$(basename "$(dirname "$(dirname "$(echo "$dest"/lib/modules/*/extra/lofi.ko)")")")
+	fi
+	for f in "lib/modules/$release/extra/lofi.ko" opt/lofi/sbin/lofiadm opt/lofi/share/man/man8/lofiadm.8; do
+		[ -f "$dest/$f" ] || { echo "make install did not install $f"; status=1; }
+	done
+	[ -x "$dest/opt/lofi/sbin/lofiadm" ] || { echo "lofiadm is not executable"; status=1; }
+	"$dest/opt/lofi/sbin/lofiadm" --version || status=1
+	rm -rf "$dest"
+	return $status
+}
+
 check no-registry-host-names no_registry_hosts
 check uapi-mirror uapi_mirror
 check shellcheck shell_scripts
@@ -57,6 +92,11 @@ check rustfmt "$LOFI_ROOT/scripts/rust-fmt.sh" --check
 check module-build-clippy env CLIPPY=1 "$LOFI_ROOT/scripts/build-module.sh"
 check selftest-module-build-clippy env CLIPPY=1 "$LOFI_ROOT/scripts/build-module.sh" tests/selftest
 check module-build "$LOFI_ROOT/scripts/build-module.sh"
+check lofiadm-fmt lofiadm_cargo fmt --check
+check lofiadm-clippy lofiadm_cargo clippy --locked --all-targets -- -D warnings
+check lofiadm-test lofiadm_cargo test --locked
+check lofiadm-man lofiadm_man
+check make-install make_install
 
 echo "host-checks: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

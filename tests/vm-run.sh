@@ -60,6 +60,13 @@ make -s -C "$LOFI_ROOT/tests/guest/prog" OUT="$prog_dir" >"$LOFI_CACHE/logs/gues
 	die "could not build the guest test programs (tests/guest/prog)"
 }
 
+# lofiadm too, for its tests and the demo (cargo: quick when up to date).
+make -s -C "$LOFI_ROOT" lofiadm >"$LOFI_CACHE/logs/lofiadm-build.log" 2>&1 || {
+	cat "$LOFI_CACHE/logs/lofiadm-build.log" >&2
+	die "could not build lofiadm (tools/lofiadm)"
+}
+lofiadm=$LOFI_ROOT/tools/lofiadm/target/release/lofiadm
+
 kernel_image=$KDIR/arch/x86/boot/bzImage
 # vng runs its helpers (virtme-run, ...) from PATH.
 export PATH="$LOFI_VENV/bin:$PATH"
@@ -75,7 +82,7 @@ fi
 vng_args=(--run "$kernel_image" --force-9p --disable-microvm --verbose
 	--cpus "${LOFI_VM_CPUS:-2}" --memory "${LOFI_VM_MEMORY:-2G}" --rwdir="$out")
 [ "${LOFI_KVM:-0}" = 1 ] || vng_args+=(--disable-kvm)
-guest_cmd="env LOFI_KO=$LOFI_ROOT/drivers/block/lofi/lofi.ko LOFI_PROG_DIR=$prog_dir bash $LOFI_ROOT/tests/guest/harness.sh $out ${tests[*]}"
+guest_cmd="env LOFI_KO=$LOFI_ROOT/drivers/block/lofi/lofi.ko LOFI_PROG_DIR=$prog_dir LOFIADM=$lofiadm bash $LOFI_ROOT/tests/guest/harness.sh $out ${tests[*]}"
 
 log "booting $(basename "$KDIR") for: ${tests[*]} (limit ${timeout_s}s; console: $out/console.log)"
 start=$(date +%s)

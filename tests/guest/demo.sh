@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # What `make run` shows: lofi loaded in a Rust-enabled kernel, an image file
-# mapped to /dev/lofi/N, a file system made and mounted on it, listed, and
-# everything undone again.
+# mapped to /dev/lofi/N with lofiadm, a file system made and mounted on it,
+# the mappings listed, and everything undone again.
 # shellcheck source=tests/guest/lib.sh
 . "$LOFI_ROOT/tests/guest/lib.sh"
 
-map=$LOFI_PROG_DIR/lofi_map
+lofiadm=${LOFIADM:-$LOFI_ROOT/tools/lofiadm/target/release/lofiadm}
+[ -x "$lofiadm" ] || fail "$lofiadm missing: the VM runner builds it on the host (make lofiadm)"
+PATH=$(dirname "$lofiadm"):$PATH
 show() { echo "# $*"; "$@"; }
 
 echo "# uname -r"
@@ -13,8 +15,8 @@ uname -r
 show insmod "$LOFI_KO"
 show ls -l /dev/lofictl
 show truncate -s 64M "$PWD/disk.img"
-echo "# lofi_map map $PWD/disk.img"
-dev=$("$map" map "$PWD/disk.img") || fail "map failed"
+echo "# lofiadm -a disk.img"
+dev=$(lofiadm -a disk.img) || fail "lofiadm -a disk.img failed"
 echo "$dev"
 show ls -l /dev/lofi/
 show mkfs.ext4 -q -L lofi-demo "$dev"
@@ -23,8 +25,11 @@ show mount "$dev" mnt
 show cp -a "$LOFI_ROOT/README.md" "$LOFI_ROOT/Documentation" mnt/
 show df -h mnt
 show ls -lR mnt
+show lofiadm
+show lofiadm "$dev"
 show umount mnt
 show fsck.ext4 -fn "$dev"
 show grep lofi /proc/diskstats
-show "$map" unmap "$dev"
+show lofiadm -d "$dev"
+show lofiadm
 show rmmod lofi

@@ -1,0 +1,232 @@
+//! The four commands: map, unmap, query one, list all.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Write;
+use std::os::unix::ffi::OsStringExt;
+use std::path::PathBuf;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+
+use crate::checks;
+use crate::cli::Command;
+use crate::control::{Access, Control, Queries};
+use crate::device;
+use crate::error::{Error, NO_PERMISSION};
+use crate::listing;
+use crate::resolve;
+use crate::wait;
+
+/// How long an unmap without -f retries while the device is busy. udev
+/// opens a new or just-written disk briefly to probe it (blkid), so an
+/// unmap right after a map, a mkfs or an umount can meet EBUSY from a
+/// user that is about to go away; a device that stays open (mounted,
+/// say) still fails, after this long.
+pub const BUSY_RETRY: Duration = Duration::from_secs(5);
+const BUSY_POLL: Duration = Duration::from_millis(50);
+
+/// Run `cmd`, writing its normal output to `out`.
+pub fn run(cmd: &Command, out: &mut impl Write) -> Result<(), Error> {
+    match cmd {
+        Command::Map {
+            file,
+            device,
+            readonly,
+        } => map(file, device.as_deref(), *readonly, out),
+        Command::Unmap { target, force } => unmap(target, *force),
+        Command::Query { target } => query(target, out),
+        Command::List { json } => list(*json, out),
+    }
+}
+
+/// What a `file | device` operand names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Mapping N, named as the user wrote it.
+    Device { n: u32, name: String },
+    /// A backing file, resolved to an absolute path.
+    File(PathBuf),
+}
+
+/// Decide whether `arg` is a device or a file. Device names win (as on
+/// illumos); a name that looks like a device but is neither a valid one
+/// nor an existing file (other than a directory) is "malformed"; anything
+/// else is a file, which need not exist any more (see
+/// [`resolve::lenient`]).
+pub fn classify(arg: &OsStr) -> Result<Target, Error> {
+    if let Some(n) = device::parse(arg) {
+        return Ok(Target::Device {
+            n,
+            name: arg.to_string_lossy().into_owned(),
+        });
+    }
+    // A directory cannot be mapped: "/dev/lofi/" is a bad device name.
+    let is_file = fs::metadata(arg).is_ok_and(|m| !m.is_dir());
+    if device::looks_like_device(arg) && !is_file {
+        return Err(malformed(arg));
+    }
+    resolve::lenient(arg).map(Target::File)
+}
+
+fn malformed(name: &OsStr) -> Error {
+    Error::msg(format!("malformed device name {}", name.to_string_lossy()))
+}
+
+/// The error for a failed map or unmap command. EPERM from these means
+/// the control device is not open for writing.
+fn change_error(message: String, errno: Errno) -> Error {
+    match errno {
+        Errno::EPERM => Error::msg(NO_PERMISSION),
+        e => Error::errno(message, e),
+    }
+}
+
+fn map(
+    file: &OsStr,
+    device: Option<&OsStr>,
+    readonly: bool,
+    out: &mut impl Write,
+) -> Result<(), Error> {
+    let n = match device {
+        Some(d) => Some(device::parse(d).ok_or_else(|| malformed(d))?),
+        None => None,
+    };
+    let path = resolve::existing(file)?;
+    checks::backing_file(&path)?;
+    let ctl = Control::open(Access::ReadWrite)?;
+    let name = path.display();
+    let mapping = match (n, device) {
+        (Some(n), Some(d)) => ctl.map_file_minor(n, &path, readonly).map_err(|e| {
+            change_error(
+                format!("could not map file {name} to {}", d.to_string_lossy()),
+                e,
+            )
+        }),
+        _ => ctl
+            .map_file(&path, readonly)
+            .map_err(|e| change_error(format!("could not map file {name}"), e)),
+    }?;
+    wait::for_node(mapping.number, &mapping.device, wait::NODE_TIMEOUT)?;
+    if device.is_none() {
+        writeln!(out, "{}", mapping.device).map_err(|e| Error::io("write error", &e))?;
+    }
+    Ok(())
+}
+
+fn unmap(target: &OsStr, force: bool) -> Result<(), Error> {
+    let target = classify(target)?;
+    let ctl = Control::open(Access::ReadWrite)?;
+    let deadline = Instant::now() + BUSY_RETRY;
+    loop {
+        let result = match &target {
+            Target::Device { n, .. } => ctl.unmap_minor(*n, force),
+            Target::File(path) => ctl.unmap_file(path, force).map(drop),
+        };
+        match result {
+            Ok(()) => return Ok(()),
+            Err(Errno::EBUSY) if !force && Instant::now() < deadline => sleep(BUSY_POLL),
+            Err(e) => {
+                let message = match &target {
+                    Target::Device { name, .. } => format!("could not unmap device {name}"),
+                    Target::File(path) => format!("could not unmap file {}", path.display()),
+                };
+                return Err(change_error(message, e));
+            }
+        }
+    }
+}
+
+fn query(target: &OsStr, out: &mut impl Write) -> Result<(), Error> {
+    let target = classify(target)?;
+    let ctl = Control::open(Access::ReadOnly)?;
+    let line = match &target {
+        Target::Device { n, name } => {
+            let m = ctl
+                .get_filename(*n)
+                .map_err(|e| Error::errno(format!("could not find filename for {name}"), e))?;
+            m.file.into_os_string().into_vec()
+        }
+        Target::File(path) => {
+            let m = ctl.get_minor(path).map_err(|e| {
+                Error::errno(format!("could not find device for {}", path.display()), e)
+            })?;
+            m.device.into_bytes()
+        }
+    };
+    write_line(out, &line)
+}
+
+fn list(json: bool, out: &mut impl Write) -> Result<(), Error> {
+    let ctl = Control::open(Access::ReadOnly)?;
+    let mappings = listing::collect(&ctl)?;
+    let text = if json {
+        listing::json(&mappings).into_bytes()
+    } else {
+        listing::table(&mappings)
+    };
+    out.write_all(&text)
+        .map_err(|e| Error::io("write error", &e))
+}
+
+fn write_line(out: &mut impl Write, bytes: &[u8]) -> Result<(), Error> {
+    out.write_all(bytes)
+        .and_then(|()| out.write_all(b"\n"))
+        .map_err(|e| Error::io("write error", &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(s: &str) -> Result<Target, String> {
+        classify(OsStr::new(s)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn device_names_are_devices() {
+        for (s, n) in [
+            ("/dev/lofi/1", 1),
+            ("/dev/rlofi/1", 1),
+            ("lofi7", 7),
+            ("/dev/lofi/0", 0),
+        ] {
+            assert_eq!(c(s), Ok(Target::Device { n, name: s.into() }), "{s}");
+        }
+    }
+
+    #[test]
+    fn malformed_device_names() {
+        for s in [
+            "/dev/lofi/x",
+            "/dev/lofi/01",
+            "/dev/rlofi/",
+            "/dev/lofi/1/",
+            "lofi1x",
+        ] {
+            assert_eq!(c(s), Err(format!("malformed device name {s}")), "{s}");
+        }
+    }
+
+    #[test]
+    fn everything_else_is_a_file() {
+        assert_eq!(c("/etc/passwd"), Ok(Target::File("/etc/passwd".into())));
+        assert_eq!(
+            c("/etc/deleted.img"),
+            Ok(Target::File("/etc/deleted.img".into()))
+        );
+        assert_eq!(
+            c("/nodir/x.img"),
+            Err("/nodir/x.img: No such file or directory".into())
+        );
+        // An existing file with a device-like name is a file.
+        let dir = std::env::temp_dir().join(format!("lofiadm-classify-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let odd = dir.join("lofi1x");
+        fs::write(&odd, b"").unwrap();
+        let canon = odd.canonicalize().unwrap();
+        assert_eq!(classify(odd.as_os_str()), Ok(Target::File(canon)));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,215 @@
+//! The control device /dev/lofictl and its commands.
+
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+
+use crate::device;
+use crate::error::{Error, NO_PERMISSION};
+use crate::uapi::{CTL_PATH, Cmd, LofiIoctl, ioctl};
+
+/// One mapping as the driver reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    /// The mapping number N.
+    pub number: u32,
+    /// Its block device node, `/dev/lofi/N`.
+    pub device: String,
+    /// The backing file, as it was given when it was mapped.
+    pub file: PathBuf,
+    pub readonly: bool,
+    /// The compression algorithm of a compressed image (not supported by
+    /// the driver yet, so always `None` today).
+    pub compressed: Option<String>,
+}
+
+impl Mapping {
+    fn from_ioctl(number: u32, li: &LofiIoctl) -> Self {
+        let device = match li.devpath() {
+            [] => device::node_path(number),
+            path => String::from_utf8_lossy(path).into_owned(),
+        };
+        let compressed = match li.algorithm() {
+            [] => None,
+            alg => Some(String::from_utf8_lossy(alg).into_owned()),
+        };
+        Mapping {
+            number,
+            device,
+            file: PathBuf::from(OsString::from_vec(li.filename().to_vec())),
+            readonly: li.li_readonly != 0,
+            compressed,
+        }
+    }
+}
+
+/// The queries, which any user may make: what a listing needs. A trait so
+/// that the listing can be tested without the driver.
+pub trait Queries {
+    /// `LOFI_GET_MAXMINOR`: the largest valid N.
+    fn max_minor(&self) -> Result<u32, Errno>;
+    /// `LOFI_GET_FILENAME`: mapping N (ENXIO if N is not mapped).
+    fn get_filename(&self, n: u32) -> Result<Mapping, Errno>;
+}
+
+/// How to open the control device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// For queries: works for every user (the node is mode 0644).
+    ReadOnly,
+    /// For map and unmap: the driver refuses them (EPERM) on a file not
+    /// open for writing.
+    ReadWrite,
+}
+
+/// An open control device. Any number may be open at once, so
+/// concurrent lofiadm runs do not get in each other's way.
+pub struct Control {
+    file: File,
+}
+
+impl Control {
+    pub fn open(access: Access) -> Result<Self, Error> {
+        let mut options = OpenOptions::new();
+        options
+            .read(true)
+            .write(access == Access::ReadWrite)
+            .custom_flags(nix::libc::O_CLOEXEC);
+        options
+            .open(CTL_PATH)
+            .map(|file| Control { file })
+            .map_err(|e| open_error(&e))
+    }
+
+    fn call(&self, cmd: Cmd, li: &mut LofiIoctl) -> Result<i32, Errno> {
+        ioctl(self.file.as_fd(), cmd, li)
+    }
+
+    /// `LOFI_MAP_FILE`: map `file` at the lowest free N.
+    pub fn map_file(&self, file: &Path, readonly: bool) -> Result<Mapping, Errno> {
+        let mut li = LofiIoctl::with_filename(file)?;
+        li.li_readonly = readonly.into();
+        let n = self.call(Cmd::MapFile, &mut li)?;
+        // The driver returns N both as the value and in li_minor.
+        let n = u32::try_from(n).unwrap_or(li.li_minor);
+        Ok(Mapping::from_ioctl(n, &li))
+    }
+
+    /// `LOFI_MAP_FILE_MINOR`: map `file` at N.
+    pub fn map_file_minor(&self, n: u32, file: &Path, readonly: bool) -> Result<Mapping, Errno> {
+        let mut li = LofiIoctl::with_filename(file)?;
+        li.li_minor = n;
+        li.li_readonly = readonly.into();
+        self.call(Cmd::MapFileMinor, &mut li)?;
+        Ok(Mapping::from_ioctl(n, &li))
+    }
+
+    /// `LOFI_UNMAP_FILE`: unmap the mapping of `file`; returns its N.
+    pub fn unmap_file(&self, file: &Path, force: bool) -> Result<u32, Errno> {
+        let mut li = LofiIoctl::with_filename(file)?;
+        li.li_force = force.into();
+        self.call(Cmd::UnmapFile, &mut li)?;
+        Ok(li.li_minor)
+    }
+
+    /// `LOFI_UNMAP_FILE_MINOR`: unmap mapping N.
+    pub fn unmap_minor(&self, n: u32, force: bool) -> Result<(), Errno> {
+        let mut li = LofiIoctl {
+            li_minor: n,
+            li_force: force.into(),
+            ..LofiIoctl::default()
+        };
+        self.call(Cmd::UnmapFileMinor, &mut li).map(drop)
+    }
+
+    /// `LOFI_GET_MINOR`: the mapping of `file`.
+    pub fn get_minor(&self, file: &Path) -> Result<Mapping, Errno> {
+        let mut li = LofiIoctl::with_filename(file)?;
+        self.call(Cmd::GetMinor, &mut li)?;
+        Ok(Mapping::from_ioctl(li.li_minor, &li))
+    }
+}
+
+impl Queries for Control {
+    fn max_minor(&self) -> Result<u32, Errno> {
+        let mut li = LofiIoctl::default();
+        self.call(Cmd::GetMaxminor, &mut li)?;
+        Ok(li.li_minor)
+    }
+
+    fn get_filename(&self, n: u32) -> Result<Mapping, Errno> {
+        let mut li = LofiIoctl {
+            li_minor: n,
+            ..LofiIoctl::default()
+        };
+        self.call(Cmd::GetFilename, &mut li)?;
+        Ok(Mapping::from_ioctl(n, &li))
+    }
+}
+
+/// The error for a failed open of the control device.
+fn open_error(err: &std::io::Error) -> Error {
+    let errno = err.raw_os_error().map(Errno::from_raw);
+    match errno {
+        Some(Errno::EACCES | Errno::EPERM) => Error::msg(NO_PERMISSION),
+        // No node, or a node without a driver behind it.
+        Some(e @ (Errno::ENOENT | Errno::ENXIO | Errno::ENODEV)) => Error::errno(
+            format!("cannot open {CTL_PATH} (is the lofi module loaded?)"),
+            e,
+        ),
+        _ => Error::io(format!("open: {CTL_PATH}"), err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn open_errors() {
+        let e = |code: Errno| open_error(&io::Error::from_raw_os_error(code as i32)).to_string();
+        assert_eq!(
+            e(Errno::EACCES),
+            "you do not have permission to perform that operation."
+        );
+        assert_eq!(
+            e(Errno::EPERM),
+            "you do not have permission to perform that operation."
+        );
+        assert_eq!(
+            e(Errno::ENOENT),
+            "cannot open /dev/lofictl (is the lofi module loaded?): No such file or directory"
+        );
+        assert_eq!(e(Errno::EIO), "open: /dev/lofictl: Input/output error");
+    }
+
+    #[test]
+    fn mapping_from_driver_output() {
+        let mut li = LofiIoctl::with_filename(Path::new("/srv/a.img")).unwrap();
+        li.li_readonly = 1;
+        li.li_devpath[..11].copy_from_slice(b"/dev/lofi/4");
+        let m = Mapping::from_ioctl(4, &li);
+        assert_eq!(
+            m,
+            Mapping {
+                number: 4,
+                device: "/dev/lofi/4".into(),
+                file: "/srv/a.img".into(),
+                readonly: true,
+                compressed: None,
+            }
+        );
+        // No devpath from the driver: the standard name.
+        li.li_devpath = [0; crate::uapi::PATH_MAX];
+        li.li_algorithm[..4].copy_from_slice(b"gzip");
+        let m = Mapping::from_ioctl(9, &li);
+        assert_eq!(m.device, "/dev/lofi/9");
+        assert_eq!(m.compressed.as_deref(), Some("gzip"));
+    }
+}

@@ -1,0 +1,198 @@
+//! The lofiadm binary on the host, where no lofi driver is loaded: exit
+//! statuses, usage text, help and version, and every error that lofiadm
+//! finds before it opens /dev/lofictl, with its exact wording. (The
+//! commands themselves run against the driver in the VM tests,
+//! tests/guest/lofiadm-*.sh.)
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use lofiadm::cli::{HELP, USAGE};
+
+fn lofiadm(args: &[&str]) -> Output {
+    lofiadm_in(Path::new("/"), args)
+}
+
+fn lofiadm_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lofiadm"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run lofiadm")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Exit status 1, nothing on stdout, and exactly `message` on stderr.
+fn assert_error(out: &Output, message: &str) {
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), format!("lofiadm: {message}\n"));
+    assert!(out.stdout.is_empty());
+}
+
+/// A scratch directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}"));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir.canonicalize().unwrap()
+}
+
+#[test]
+fn usage_errors_exit_2_with_the_usage_on_stderr() {
+    for args in [
+        &["-r"][..],
+        &["-f", "img"],
+        &["-a", "img", "-d", "img"],
+        &["-d", "img", "extra"],
+        &["a", "b"],
+        &["--json", "img"],
+        &["-x"],
+        &["-a"],
+        &["--bogus"],
+    ] {
+        let out = lofiadm(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let err = text(&out.stderr);
+        let (reason, usage) = err.split_once('\n').unwrap();
+        assert!(
+            reason.starts_with("lofiadm: ") && reason.len() > 9,
+            "{args:?}: {reason}"
+        );
+        assert_eq!(usage, USAGE, "{args:?}");
+    }
+}
+
+#[test]
+fn help_and_version_exit_0_on_stdout() {
+    let out = lofiadm(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), HELP);
+    assert!(out.stderr.is_empty());
+    let out = lofiadm(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        text(&out.stdout),
+        format!("lofiadm {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn map_checks_the_file_before_the_driver() {
+    let d = scratch("map-checks");
+    fs::write(d.join("odd.img"), vec![0u8; 1000]).unwrap();
+    fs::write(d.join("empty.img"), b"").unwrap();
+    fs::write(d.join("ok.img"), vec![0u8; 4096]).unwrap();
+    fs::create_dir(d.join("dir")).unwrap();
+    let name = |f: &str| d.join(f).display().to_string();
+
+    assert_error(
+        &lofiadm_in(&d, &["-a", "nope.img"]),
+        "nope.img: No such file or directory",
+    );
+    // Relative names are resolved before they are reported.
+    assert_error(
+        &lofiadm_in(&d, &["-a", "odd.img"]),
+        &format!("size of {} is not a multiple of 512", name("odd.img")),
+    );
+    assert_error(
+        &lofiadm_in(&d, &["-a", "./empty.img"]),
+        &format!("size of {} is 0", name("empty.img")),
+    );
+    assert_error(
+        &lofiadm_in(&d, &["-a", "dir"]),
+        &format!(
+            "{} is not a regular file, block, or character device",
+            name("dir")
+        ),
+    );
+    assert_error(
+        &lofiadm(&["-a", "/dev/null"]),
+        "/dev/null is a character device: lofi maps regular files and block devices only",
+    );
+    // The device operand of -a must be a device name.
+    for bad in ["/dev/lofi/x", "disk2", "/dev/loop0", "lofi"] {
+        assert_error(
+            &lofiadm_in(&d, &["-a", "ok.img", bad]),
+            &format!("malformed device name {bad}"),
+        );
+    }
+}
+
+#[test]
+fn operands_that_look_like_devices_but_are_not() {
+    for args in [
+        &["/dev/lofi/abc"][..],
+        &["-d", "/dev/rlofi/01"],
+        &["lofi2x"],
+        &["-d", "/dev/lofi/"],
+    ] {
+        let bad = args.last().unwrap();
+        assert_error(&lofiadm(args), &format!("malformed device name {bad}"));
+    }
+    // Neither a device nor a file in an existing directory.
+    assert_error(
+        &lofiadm(&["/nonexistent/dir/x.img"]),
+        "/nonexistent/dir/x.img: No such file or directory",
+    );
+}
+
+#[test]
+fn without_the_driver_the_control_device_is_missing() {
+    if Path::new(lofiadm::uapi::CTL_PATH).exists() {
+        eprintln!("skipped: lofi is loaded on this machine");
+        return;
+    }
+    let missing =
+        "cannot open /dev/lofictl (is the lofi module loaded?): No such file or directory";
+    assert_error(&lofiadm(&[]), missing);
+    assert_error(&lofiadm(&["/dev/lofi/1"]), missing);
+    assert_error(&lofiadm(&["-d", "lofi1"]), missing);
+    let d = scratch("no-driver");
+    fs::write(d.join("ok.img"), vec![0u8; 4096]).unwrap();
+    assert_error(&lofiadm_in(&d, &["-a", "ok.img"]), missing);
+}
+
+/// The listing's row format is C's `printf("%-20s     %-30s\t%s\n", ...)`:
+/// compare with printf(1), which implements the same format.
+#[test]
+fn listing_rows_match_printf() {
+    use lofiadm::control::Mapping;
+    let mappings: Vec<Mapping> = [
+        (1, "/var/tmp/disk.img", false),
+        (23, "/srv/iso/install.iso", true),
+        (
+            4567,
+            "/a/file/name/that/is/much/longer/than/thirty/bytes.img",
+            false,
+        ),
+    ]
+    .into_iter()
+    .map(|(n, f, ro)| Mapping {
+        number: n,
+        device: format!("/dev/lofi/{n}"),
+        file: f.into(),
+        readonly: ro,
+        compressed: None,
+    })
+    .collect();
+    let mut args = vec!["%-20s     %-30s\\t%s\\n".to_string()];
+    args.extend(["Block Device", "File", "Options"].map(String::from));
+    for m in &mappings {
+        args.extend([
+            m.device.clone(),
+            m.file.display().to_string(),
+            lofiadm::listing::options(m),
+        ]);
+    }
+    let out = Command::new("printf")
+        .args(&args)
+        .output()
+        .expect("run printf");
+    assert!(out.status.success());
+    assert_eq!(text(&lofiadm::listing::table(&mappings)), text(&out.stdout));
+}
