@@ -54,6 +54,8 @@
 #include <linux/hdreg.h>
 #include <linux/lofi.h>
 
+#include "lofi_prog.h"
+
 /* The ABI promise: one layout for 32- and 64-bit callers. */
 _Static_assert(sizeof(struct lofi_ioctl) == 16 + 2 * PATH_MAX + LOFI_ALGORITHM_LEN + 15 * 4,
 	       "struct lofi_ioctl has padding or changed size");
@@ -184,22 +186,6 @@ static void li_init(struct lofi_ioctl *li, const char *path)
 	}
 	if (path)
 		memcpy(li->li_filename, path, len);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void msleep(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
 }
 
 /* Create (or replace) a file of SIZE bytes (sparse), filled with BYTE over
@@ -432,6 +418,27 @@ static void unmap_ok(const char *what, int n)
 	CHECK(wait_disk(n, 0, 10), "%s: /sys/block/lofi%d still exists after the unmap", what, n);
 }
 
+/*
+ * Map PATH and open its device O_RDWR | O_DIRECT. Returns the descriptor
+ * and sets *N and *DEV, or, having reported the failure and undone the
+ * mapping, returns -1.
+ */
+static int map_open(const char *path, int *n, path_t *dev)
+{
+	int fd;
+
+	*n = map_ok("MAP_FILE", path, 0, NULL);
+	if (!*n)
+		return -1;
+	*dev = devpath_of(*n);
+	fd = open(dev->p, O_RDWR | O_DIRECT);
+	if (!expect_errno("open /dev/lofi/N", fd, errno, 0)) {
+		unmap_ok("unmap", *n);
+		return -1;
+	}
+	return fd;
+}
+
 /* GET_FILENAME of N must fail with ENXIO (N is not a mapping). */
 static void expect_unmapped(const char *what, int n)
 {
@@ -598,18 +605,7 @@ static void c_enotty_unknown(void)
 
 static void c_enotty_bad_encoding(void)
 {
-	static const struct {
-		const char *name;
-		unsigned long cmd;
-	} known[] = {
-		{ "MAP_FILE", LOFI_MAP_FILE },
-		{ "MAP_FILE_MINOR", LOFI_MAP_FILE_MINOR },
-		{ "UNMAP_FILE", LOFI_UNMAP_FILE },
-		{ "UNMAP_FILE_MINOR", LOFI_UNMAP_FILE_MINOR },
-		{ "GET_FILENAME", LOFI_GET_FILENAME },
-		{ "GET_MINOR", LOFI_GET_MINOR },
-		{ "GET_MAXMINOR", LOFI_GET_MAXMINOR },
-	};
+	const struct lofi_command *known = lofi_commands;
 	const unsigned long sz = sizeof(struct lofi_ioctl);
 	/* Room for the largest wrong size, so only the encoding is wrong. */
 	struct lofi_ioctl *li = calloc(2, sizeof(*li));
@@ -619,7 +615,7 @@ static void c_enotty_bad_encoding(void)
 
 	if (!li || make_file(a.p, MiB))
 		goto out;
-	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+	for (i = 0; i < LOFI_NR_COMMANDS; i++) {
 		unsigned long nr = _IOC_NR(known[i].cmd);
 		const struct {
 			const char *how;
@@ -740,18 +736,7 @@ static void c_eperm_readonly_fd(void)
 
 static void c_efault(void)
 {
-	static const struct {
-		const char *name;
-		unsigned long cmd;
-	} cmds[] = {
-		{ "MAP_FILE", LOFI_MAP_FILE },
-		{ "MAP_FILE_MINOR", LOFI_MAP_FILE_MINOR },
-		{ "UNMAP_FILE", LOFI_UNMAP_FILE },
-		{ "UNMAP_FILE_MINOR", LOFI_UNMAP_FILE_MINOR },
-		{ "GET_FILENAME", LOFI_GET_FILENAME },
-		{ "GET_MINOR", LOFI_GET_MINOR },
-		{ "GET_MAXMINOR", LOFI_GET_MAXMINOR },
-	};
+	const struct lofi_command *cmds = lofi_commands;
 	const size_t pg = (size_t)sysconf(_SC_PAGESIZE);
 	const size_t sz = sizeof(struct lofi_ioctl);
 	const size_t len = ((sz + pg - 1) / pg + 1) * pg;
@@ -771,7 +756,7 @@ static void c_efault(void)
 		return;
 	}
 	tail = (struct lofi_ioctl *)(area + len - pg - sz + 1);
-	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+	for (i = 0; i < LOFI_NR_COMMANDS; i++) {
 		snprintf(what, sizeof(what), "%s with a NULL arg", cmds[i].name);
 		xioctl(what, ctlfd, cmds[i].cmd, NULL, EFAULT);
 		snprintf(what, sizeof(what), "%s with an inaccessible arg", cmds[i].name);
@@ -1405,15 +1390,9 @@ static void c_ebusy_unmap_open(void)
 
 	if (!buf || !back || make_file(a.p, MiB))
 		goto out;
-	n = map_ok("MAP_FILE", a.p, 0, NULL);
-	if (!n)
+	fd = map_open(a.p, &n, &dev);
+	if (fd < 0)
 		goto out;
-	dev = devpath_of(n);
-	fd = open(dev.p, O_RDWR | O_DIRECT);
-	if (!expect_errno("open /dev/lofi/N", fd, errno, 0)) {
-		unmap_ok("unmap", n);
-		goto out;
-	}
 	expect_unmap("UNMAP_FILE_MINOR of an open device", ctlfd, n, 0, 0, EBUSY);
 	li_init(&li, a.p);
 	xioctl("UNMAP_FILE of an open device", ctlfd, LOFI_UNMAP_FILE, &li, EBUSY);
@@ -1753,15 +1732,9 @@ static void c_cleanup(void)
 
 	if (!buf || !back || make_file(a.p, MiB))
 		goto out;
-	n = map_ok("MAP_FILE", a.p, 0, NULL);
-	if (!n)
+	fd = map_open(a.p, &n, &dev);
+	if (fd < 0)
 		goto out;
-	dev = devpath_of(n);
-	fd = open(dev.p, O_RDWR | O_DIRECT);
-	if (!expect_errno("open /dev/lofi/N", fd, errno, 0)) {
-		unmap_ok("unmap", n);
-		goto out;
-	}
 	err = unmap_raw(ctlfd, n, 0, 1, &li);
 	expect_errno("UNMAP_FILE_MINOR with li_cleanup of an open device", err ? -1 : 0, err, 0);
 	CHECK(li.li_minor == (uint32_t)n, "li_cleanup unmap: li_minor got %u want %d", li.li_minor, n);
@@ -1859,15 +1832,9 @@ static void c_forced_unmap(void)
 
 	if (!buf || !back || make_file(a.p, MiB) || make_file(b.p, MiB))
 		goto out;
-	n = map_ok("MAP_FILE", a.p, 0, NULL);
-	if (!n)
+	fd = map_open(a.p, &n, &dev);
+	if (fd < 0)
 		goto out;
-	dev = devpath_of(n);
-	fd = open(dev.p, O_RDWR | O_DIRECT);
-	if (!expect_errno("open /dev/lofi/N", fd, errno, 0)) {
-		unmap_ok("unmap", n);
-		goto out;
-	}
 	/* Data written and flushed before the forced unmap must survive it. */
 	memset(buf, 0x5A, 4096);
 	CHECK(pwrite(fd, buf, 4096, 0) == 4096, "write before the forced unmap: %s", ename(errno));

@@ -53,6 +53,8 @@
 
 #include <linux/fs.h>
 
+#include "lofi_prog.h"
+
 #define SECTOR 512u
 #define WORDS (SECTOR / 8)
 #define KiB ((uint64_t)1024)
@@ -70,14 +72,6 @@
 
 static int reports;
 static int direct;
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 __attribute__((noreturn))
 static void usage(void)

@@ -48,6 +48,8 @@
 
 #include <linux/lofi.h>
 
+#include "lofi_prog.h"
+
 #define CTL_PATH "/dev/lofictl"
 
 static const char *cmd_name = "lofi_map";
@@ -94,22 +96,6 @@ static void usage(void)
 		"       minor FILE | filename DEV|N | status DEV|N | list | maxminor |\n"
 		"       wait-gone DEV | open DEV [rw] | cycle FILE COUNT [SECS]\n");
 	exit(2);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void msleep(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
 }
 
 static int ctl(int writable)

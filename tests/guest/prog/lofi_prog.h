@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What the lofi guest test programs share: the control commands by name,
+ * a monotonic clock and a sleep that survives signals.
+ */
+#ifndef LOFI_PROG_H
+#define LOFI_PROG_H
+
+#include <errno.h>
+#include <time.h>
+
+#include <linux/lofi.h>
+
+/* The commands of /dev/lofictl that lofi implements, with their names. */
+struct lofi_command {
+	const char *name;
+	unsigned long cmd;
+};
+
+static const struct lofi_command lofi_commands[] __attribute__((unused)) = {
+	{ "MAP_FILE", LOFI_MAP_FILE },
+	{ "MAP_FILE_MINOR", LOFI_MAP_FILE_MINOR },
+	{ "UNMAP_FILE", LOFI_UNMAP_FILE },
+	{ "UNMAP_FILE_MINOR", LOFI_UNMAP_FILE_MINOR },
+	{ "GET_FILENAME", LOFI_GET_FILENAME },
+	{ "GET_MINOR", LOFI_GET_MINOR },
+	{ "GET_MAXMINOR", LOFI_GET_MAXMINOR },
+};
+
+#define LOFI_NR_COMMANDS (sizeof(lofi_commands) / sizeof(lofi_commands[0]))
+
+/* Seconds on the monotonic clock. */
+static inline double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Sleep for MS milliseconds, resuming after a signal handler. */
+static inline void msleep(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+#endif /* LOFI_PROG_H */
