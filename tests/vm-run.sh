@@ -12,7 +12,11 @@
 # "N passed, N failed"; exits 1 if anything failed.
 #
 # Environment: LOFI_VM_TIMEOUT (whole run, default 1200 s), LOFI_KVM=1,
-# LOFI_VM_CPUS (2), LOFI_VM_MEMORY (2G), KDIR (another kernel build tree).
+# LOFI_VM_CPUS (2), LOFI_VM_MEMORY (2G), KDIR (another kernel build tree),
+# LOFI_TEST_TIMEOUT (each guest test, default 300 s), LOFI_STRESS=1 (the
+# long form of the reliability scenarios), LOFI_VM_DISK (a raw image file
+# attached as the guest's /dev/vda), LOFI_VM_SHARE (a directory shared
+# read-write with the guest, at the same path, as $LOFI_SHARE).
 set -euo pipefail
 . "$(dirname "$0")/../scripts/lib/common.sh"
 
@@ -82,13 +86,44 @@ fi
 vng_args=(--run "$kernel_image" --force-9p --disable-microvm --verbose
 	--cpus "${LOFI_VM_CPUS:-2}" --memory "${LOFI_VM_MEMORY:-2G}" --rwdir="$out")
 [ "${LOFI_KVM:-0}" = 1 ] || vng_args+=(--disable-kvm)
-guest_cmd="env LOFI_KO=$LOFI_ROOT/drivers/block/lofi/lofi.ko LOFI_PROG_DIR=$prog_dir LOFIADM=$lofiadm bash $LOFI_ROOT/tests/guest/harness.sh $out ${tests[*]}"
+# A persistent disk (/dev/vda in the guest) and a directory shared across
+# boots, for tests that reset the guest (tests/crash-durability.sh).
+if [ -n "${LOFI_VM_DISK:-}" ]; then
+	[ -f "$LOFI_VM_DISK" ] || die "LOFI_VM_DISK=$LOFI_VM_DISK is not a file"
+	# "=": the value starts with "-", which argparse would take for an option.
+	vng_args+=("--qemu-opts=-drive file=$LOFI_VM_DISK,if=virtio,format=raw,cache=writeback")
+fi
+if [ -n "${LOFI_VM_SHARE:-}" ]; then
+	[ -d "$LOFI_VM_SHARE" ] || die "LOFI_VM_SHARE=$LOFI_VM_SHARE is not a directory"
+	vng_args+=(--rwdir="$LOFI_VM_SHARE")
+fi
+guest_cmd="env LOFI_KO=$LOFI_ROOT/drivers/block/lofi/lofi.ko LOFI_PROG_DIR=$prog_dir LOFIADM=$lofiadm LOFI_STRESS=${LOFI_STRESS:-0} LOFI_TEST_TIMEOUT=${LOFI_TEST_TIMEOUT:-300} LOFI_SHARE=${LOFI_VM_SHARE:-} bash $LOFI_ROOT/tests/guest/harness.sh $out ${tests[*]}"
+
+# Host actions a guest test may ask for (tests/guest/lib.sh host_delete):
+# deleting a file of the shared output directory from the host side, as
+# another machine would delete a file on a network filesystem.
+host_actions() {
+	local name
+	while sleep 0.2; do
+		[ -f "$out/host-delete" ] || continue
+		name=$(cat "$out/host-delete")
+		case $name in
+		"" | */* | . | ..) echo "refused: $name" >"$out/host-delete.done" ;;
+		*) rm -f -- "${out:?}/$name" && echo "deleted: $name" >"$out/host-delete.done" ;;
+		esac
+		rm -f "$out/host-delete"
+	done
+}
+host_actions &
+host_actions_pid=$!
+trap 'kill "$host_actions_pid" 2>/dev/null || true' EXIT
 
 log "booting $(basename "$KDIR") for: ${tests[*]} (limit ${timeout_s}s; console: $out/console.log)"
 start=$(date +%s)
 vm_status=0
 (cd "$LOFI_ROOT" && timeout -k 10 "$timeout_s" "$LOFI_VENV/bin/vng" "${vng_args[@]}" --exec "$guest_cmd") \
 	</dev/null >"$out/console.log" 2>&1 || vm_status=$?
+kill "$host_actions_pid" 2>/dev/null
 log "VM finished in $(($(date +%s) - start))s"
 
 passed=0
@@ -115,6 +150,17 @@ fi
 if [ "$vm_status" -eq 124 ] || [ "$vm_status" -eq 137 ]; then
 	report FAIL vm "guest timed out after ${timeout_s}s (hung)"
 	show_console_tail
+elif [ ! -f "$out/done" ] && [ -s "$out/reset-requested" ]; then
+	# A test may end the run by resetting the guest (sysrq b), saying so
+	# first; it passes if the reset is what happened.
+	reset_test=$(cat "$out/reset-requested")
+	if grep -q 'sysrq: Resetting' "$out/console.log"; then
+		echo "PASS $reset_test ended by the guest reset it asked for" >>"$out/results"
+		report PASS "$reset_test" "(ended by the guest reset it asked for)"
+	else
+		report FAIL "$reset_test" "asked for a guest reset, but the guest did not reset"
+		show_console_tail
+	fi
 elif [ ! -f "$out/done" ]; then
 	report FAIL vm "guest did not finish its tests (panic or crash; vng status $vm_status)"
 	show_console_tail
@@ -137,6 +183,9 @@ fi
 # 4. KUnit results (KTAP), kept for the reader.
 sed -E 's/^\[ *[0-9]+\.[0-9]+\] //' "$out/dmesg.log" 2>/dev/null |
 	grep -E '^ *(KTAP version|# Subtest:|(not )?ok [0-9]+|# [a-z_]+: pass:)' >"$out/kunit.ktap" || true
+
+# 5. The figures the reliability scenarios measured, as a table.
+print_figures "$out/figures"
 
 echo "vm-run results: $out"
 echo "vm-run: $passed passed, $failed failed"

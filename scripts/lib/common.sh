@@ -72,3 +72,11 @@ kernel_build_env() {
 	LIBCLANG_PATH=$(libclang_dir)
 	export RUST_LIB_SRC=$rs
 }
+
+# print_figures FILE: the figures reliability scenarios reported (lines
+# "SCENARIO KEY=VALUE..." written by tests/guest/lib.sh figure), as a table.
+print_figures() {
+	[ -s "$1" ] || return 0
+	echo "figures:"
+	awk '{ printf "    %-22s", $1; for (i = 2; i <= NF; i++) printf " %s", $i; printf "\n" }' "$1"
+}

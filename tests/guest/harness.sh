@@ -14,8 +14,9 @@ shift
 LOFI_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 LOFI_KO=${LOFI_KO:-$LOFI_ROOT/drivers/block/lofi/lofi.ko}
 LOFI_PROG_DIR=${LOFI_PROG_DIR:-$LOFI_ROOT/tests/guest/prog/out}
+LOFI_STRESS=${LOFI_STRESS:-0}
 TEST_TIMEOUT=${LOFI_TEST_TIMEOUT:-300}
-export LOFI_RESULTS LOFI_ROOT LOFI_KO LOFI_PROG_DIR
+export LOFI_RESULTS LOFI_ROOT LOFI_KO LOFI_PROG_DIR LOFI_STRESS
 
 echo "guest: $(uname -r), $(nproc) cpus, tests: $*" >"$LOFI_RESULTS/guest-info"
 for name in "$@"; do

@@ -7,6 +7,8 @@
 #   LOFI_ROOT     the repository (read-only in the guest)
 #   LOFI_RESULTS  a writable directory shared with the host
 #   LOFI_SCRATCH  a writable scratch directory in the guest (tmpfs)
+#   LOFI_STRESS   1 for the long form of the reliability scenarios
+#                 (make stress), 0 for the short form (make check)
 
 set -euo pipefail
 
@@ -41,4 +43,30 @@ wait_for() {
 		sleep 0.1
 	done
 	return 1
+}
+
+# figure SCENARIO KEY=VALUE...: report a measured figure of a reliability
+# scenario, e.g. `figure ioctl-fuzz calls=100000 unexpected=0`. The host
+# prints every figure of a run in one table after the verdicts.
+figure() {
+	local scenario=$1
+	shift
+	echo "FIGURE $scenario $*"
+	echo "$scenario $*" >>"$LOFI_RESULTS/figures"
+}
+
+# stress_or SHORT LONG: the value for the current form (LOFI_STRESS).
+stress_or() {
+	if [ "${LOFI_STRESS:-0}" = 1 ]; then echo "$2"; else echo "$1"; fi
+}
+
+# host_delete NAME: have the host delete $LOFI_RESULTS/NAME (the output
+# directory is shared with the host over 9p), as another machine deletes
+# a file on a network filesystem; waits up to 10 s for it to be done.
+host_delete() {
+	rm -f "$LOFI_RESULTS/host-delete.done"
+	echo "$1" >"$LOFI_RESULTS/host-delete.tmp"
+	mv "$LOFI_RESULTS/host-delete.tmp" "$LOFI_RESULTS/host-delete"
+	wait_for 10 test -f "$LOFI_RESULTS/host-delete.done" || fail "the host did not delete $1"
+	grep -q '^deleted: ' "$LOFI_RESULTS/host-delete.done" || fail "the host refused to delete $1"
 }
