@@ -168,16 +168,7 @@ impl Control {
         let mut filename = KVec::with_capacity(path.to_bytes().len(), GFP_KERNEL)?;
         filename.extend_from_slice(path.to_bytes(), GFP_KERNEL)?;
 
-        let n = {
-            let mut reg = REGISTRY.lock();
-            let clash = reg
-                .live()
-                .any(|m| m.device.identity == identity && !(m.device.read_only && read_only));
-            if clash {
-                return Err(EBUSY);
-            }
-            reg.reserve(requested)?
-        };
+        let n = REGISTRY.lock().reserve(requested, identity, read_only)?;
         match self.build(n, file, capacity, read_only, identity, filename, li, arg) {
             Ok(mapping) => {
                 REGISTRY.lock().install(n, mapping);

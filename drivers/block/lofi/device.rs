@@ -207,9 +207,15 @@ impl Device {
         self.state_changed.notify_all();
     }
 
-    /// Whether the device still counts as a mapping (not force-unmapped).
+    /// Whether the device still counts as a mapping: neither
+    /// force-unmapped nor being removed after its last close. A device
+    /// being removed keeps its number until its removal work has run, but
+    /// queries no longer find it and its file may be mapped again.
     pub(crate) fn is_mapped(&self) -> bool {
-        !matches!(self.state.lock().phase, Phase::Closing | Phase::Gone)
+        matches!(
+            self.state.lock().phase,
+            Phase::Active | Phase::DetachAtClose
+        )
     }
 
     /// The `DKIO_*` state of a phase.

@@ -10,8 +10,8 @@
 //! callbacks, which take only the device's state mutex. Nothing here holds
 //! the table lock (or a state lock) while adding or deleting a disk or
 //! closing a backing file: those run unlocked, with the slot marked
-//! [`Slot::Busy`] so that its number is neither reused nor looked up
-//! meanwhile.
+//! [`Slot::Building`] or [`Slot::Busy`] so that its number is neither
+//! reused nor looked up meanwhile.
 
 use crate::{
     device::{Device, LofiDisk},
@@ -31,9 +31,14 @@ pub(crate) struct Mapping {
 pub(crate) enum Slot {
     /// The number is free.
     Free,
-    /// A mapping is being set up or torn down under this number.
+    /// A mapping of the file `identity` is being set up under this
+    /// number. It counts as a mapping of that file for the same-file
+    /// check, so that two concurrent maps of one file cannot both win.
+    Building { identity: usize, read_only: bool },
+    /// A mapping is being torn down under this number.
     Busy,
-    /// A mapping (in any phase but `Removing`).
+    /// A mapping, in any phase: one force-unmapped or detached at its
+    /// last close stays here, its number in use, until it is removed.
     Mapped(KBox<Mapping>),
 }
 
@@ -126,8 +131,34 @@ impl Registry {
         })
     }
 
-    /// Reserves a number (see [`pick_number`]) and marks it busy.
-    pub(crate) fn reserve(&mut self, requested: Option<u32>) -> Result<u32> {
+    /// Whether a mapping of the file `identity`, live or being set up,
+    /// conflicts with a new one: unless both are read-only, a file is
+    /// mapped once.
+    fn file_in_use(&self, identity: usize, read_only: bool) -> bool {
+        self.slots.iter().any(|s| match s {
+            Slot::Mapped(m) if m.device.is_mapped() => {
+                m.device.identity == identity && !(m.device.read_only && read_only)
+            }
+            Slot::Building {
+                identity: other,
+                read_only: other_ro,
+            } => *other == identity && !(*other_ro && read_only),
+            _ => false,
+        })
+    }
+
+    /// Reserves a number (see [`pick_number`]) for a new mapping of the
+    /// file `identity`, and marks it as being built. `EBUSY` if the file
+    /// is in use (see [`Registry::file_in_use`]).
+    pub(crate) fn reserve(
+        &mut self,
+        requested: Option<u32>,
+        identity: usize,
+        read_only: bool,
+    ) -> Result<u32> {
+        if self.file_in_use(identity, read_only) {
+            return Err(EBUSY);
+        }
         let n = pick_number(
             self.slots.iter().map(|s| matches!(s, Slot::Free)),
             self.max(),
@@ -135,7 +166,10 @@ impl Registry {
         )
         .map_err(|e| e.to_error())?;
         if let Some(slot) = self.slot_mut(n) {
-            *slot = Slot::Busy;
+            *slot = Slot::Building {
+                identity,
+                read_only,
+            };
         }
         Ok(n)
     }
@@ -147,7 +181,7 @@ impl Registry {
         }
     }
 
-    /// Frees a busy number.
+    /// Frees a number being built or torn down.
     pub(crate) fn release(&mut self, n: u32) {
         if let Some(slot) = self.slot_mut(n) {
             *slot = Slot::Free;
