@@ -43,29 +43,36 @@ const MAX_FILES_LIMIT: u32 = 65536;
 /// The control device is registered last in `init`, so that nothing can
 /// fail after it has become visible to user space. Every mapping holds a
 /// reference on the module, so none exists when the module is dropped.
+/// Fields drop in order: the control device goes before the table.
 #[pin_data]
 struct LofiModule {
     #[pin]
     control: MiscRegistration<Control>,
+    table: registry::Table,
 }
 
 impl kernel::InPlaceModule for LofiModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         let max = module_parameters::lofi_max_files.value();
-        let setup = if (1..=MAX_FILES_LIMIT).contains(&max) {
-            registry::init(max).and_then(|()| Control::new())
-        } else {
-            pr_err!("lofi_max_files={max} is outside 1..={MAX_FILES_LIMIT}\n");
-            Err(EINVAL)
-        };
         try_pin_init!(Self {
+            // First: the control device's commands use the table.
+            table: new_table(max)?,
             control <- MiscRegistration::register(
                 MiscOptions {
                     name: CONTROL_NAME,
                     mode: CONTROL_MODE,
                 },
-                setup?,
+                Control::new()?,
             ),
         })
     }
+}
+
+/// The mapping table for numbers 1 ..= `max`, if `max` is acceptable.
+fn new_table(max: u32) -> Result<registry::Table> {
+    if !(1..=MAX_FILES_LIMIT).contains(&max) {
+        pr_err!("lofi_max_files={max} is outside 1..={MAX_FILES_LIMIT}\n");
+        return Err(EINVAL);
+    }
+    registry::init(max)
 }

@@ -201,17 +201,33 @@ impl Registry {
     }
 }
 
+/// The table's storage, owned by the module: dropping it (at unload)
+/// frees the table. A static is never dropped, so without this the table
+/// would leak at every unload.
+///
+/// # Invariants
+///
+/// At most one exists, created by [`init`]; when it is dropped no mapping
+/// exists (each holds a module reference) and the control device is gone.
+pub(crate) struct Table(());
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        let slots = core::mem::take(&mut REGISTRY.lock().slots);
+        drop(slots);
+    }
+}
+
 /// Sizes the table for numbers 1 ..= `max`.
-pub(crate) fn init(max: u32) -> Result {
+pub(crate) fn init(max: u32) -> Result<Table> {
     // SAFETY: Called once, from the module's init, before any other use.
     unsafe { REGISTRY.init() };
-    let mut reg = REGISTRY.lock();
     let mut slots = KVec::with_capacity(max as usize, GFP_KERNEL)?;
     for _ in 0..max {
         slots.push(Slot::Free, GFP_KERNEL)?;
     }
-    reg.slots = slots;
-    Ok(())
+    REGISTRY.lock().slots = slots;
+    Ok(Table(()))
 }
 
 /// Tears down a mapping taken out of the table: stops its I/O, removes its
