@@ -7,6 +7,7 @@
 #define LOFI_PROG_H
 
 #include <errno.h>
+#include <poll.h>
 #include <time.h>
 
 #include <linux/lofi.h>
@@ -38,13 +39,18 @@ static inline double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Sleep for MS milliseconds, resuming after a signal handler. */
+/*
+ * Sleep for MS milliseconds, resuming after a signal handler. poll(), not
+ * nanosleep(): a 32-bit program's nanosleep fails with ENOSYS on the test
+ * kernel (no COMPAT_32BIT_TIME), poll's timeout is a plain int.
+ */
 static inline void msleep(int ms)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	double end = now() + ms / 1000.0;
+	double left;
 
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	while ((left = end - now()) > 0)
+		poll(NULL, 0, (int)(left * 1000) + 1);
 }
 
 #endif /* LOFI_PROG_H */

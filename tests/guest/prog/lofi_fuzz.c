@@ -1,0 +1,2127 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * lofi_fuzz: hostile ioctl input for /dev/lofictl and /dev/lofi/N, the
+ * program of the guest test ioctl-fuzz.sh (reliability scenario "Hostile
+ * ioctl input").
+ *
+ *   lofi_fuzz DIR CALLS SEED
+ *
+ * DIR is a scratch directory (created if missing) where the fixture files
+ * are made and which becomes the working directory (relative names resolve
+ * there). CALLS ioctls at least are made, chosen by a pseudo-random
+ * generator seeded with SEED, so that a failure can be replayed with the
+ * same arguments (up to the timing of udev, which may hold a new disk open
+ * for a moment: see below).
+ *
+ * Every call is predicted by a model of the driver built from
+ * Documentation/userspace-api/lofi.rst (the checks of each command, in
+ * their order) and of the mappings made so far; the result must be exactly
+ * the predicted one: the errno, or success with the documented outputs.
+ * Anything else is "unexpected" and printed (the first 20) as
+ *   FAIL: call #I seed S: cmd=... -> got ..., want ... (why)
+ * on standard error. An errno that the documentation does not list for the
+ * command at all is flagged "undocumented" in that line as well. After an
+ * unexpected result the model is reloaded from the driver (GET_FILENAME
+ * of every N), so that one fault is not reported a thousand times.
+ *
+ * The calls (see fuzz_one() for the mix):
+ *  - the seven commands with plausible contents: li_minor from {0, 1, max,
+ *    max+1, 2^32-1, random, mapped ones}, li_force / li_cleanup /
+ *    li_readonly 0, 1 or any other non-zero value (the driver and the
+ *    documentation take any non-zero as true), names of every kind of
+ *    fixture (below), on an O_RDWR, O_WRONLY or O_RDONLY control file
+ *    (O_RDONLY: the commands that change mappings fail with EPERM, first);
+ *  - the same with a non-zero li_reserved word (EINVAL) or a non-empty
+ *    li_algorithm for a map (EINVAL), and with entirely random contents;
+ *  - bad arguments: NULL, (void *)1, a PROT_NONE page, a kernel address, a
+ *    structure straddling into a PROT_NONE page (all EFAULT when the
+ *    structure is read), and a readable but read-only structure or one
+ *    whose tail is read-only (the command is done, then the copy-back
+ *    faults: EFAULT; a map is undone, an unmap stays done);
+ *  - random command numbers on the control device: random bits, lofi's
+ *    magic with random nr / size / direction, a right nr with the wrong
+ *    size or direction, LOFI_CHECK_COMPRESSED, DKIOCSTATE: all ENOTTY;
+ *  - on /dev/lofi/N, held open O_RDONLY by the fuzzer: DKIOCSTATE with a
+ *    state other than the current one (returns the current one at once),
+ *    with the current one under an interval timer (EINTR), with bad
+ *    pointers (EFAULT); HDIO_GETGEO (the documented fake geometry; NULL
+ *    EINVAL, bad pointers EFAULT); BLKGETSIZE64, BLKSSZGET, BLKPBSZGET,
+ *    BLKROGET (values; bad pointers EFAULT); the control commands and
+ *    random command numbers (ENOTTY; see blk_random_cmd() for which
+ *    numbers are never sent and why);
+ *  - forced unmaps and detach-at-last-close unmaps of devices the fuzzer
+ *    holds open: the device is "gone" (DKIOCSTATE DKIO_DEV_GONE, opens
+ *    ENXIO, no longer a mapping, its N still in use: EEXIST) or still
+ *    listed until the fuzzer closes it; from that last close on a
+ *    force-unmapped one is no mapping (GET_FILENAME, UNMAP_FILE_MINOR:
+ *    ENXIO; GET_MINOR does not find it) while its N stays in use until the
+ *    removal work has run (probe_removing(); a detached one too, unless
+ *    udev still holds it); every 10000 calls two such devices are closed one
+ *    right after the other, so that the second one's removal waits behind
+ *    the first's and that time is long enough to be seen, and the file of
+ *    the first is mapped again meanwhile (gone_pair_episode());
+ *  - twice a run, the table filled with read-only mappings of one file
+ *    until MAP_FILE fails with EAGAIN.
+ *
+ * The fixtures in DIR: images of 512 B, 64 KiB, 100 KiB, 1 MiB and 3 MiB,
+ * one of 1000 bytes and an empty one (EINVAL), an immutable image (mapped
+ * read-only by the driver's fallback), a hard link, a symbolic link, a
+ * name with "//" and one with "/./", a valid name of PATH_MAX-1 bytes,
+ * names with a component too long or PATH_MAX-1 bytes of it
+ * (ENAMETOOLONG), li_filename filled without a NUL (EINVAL), relative
+ * names and the empty name (EINVAL for the map and unmap commands;
+ * LOFI_GET_MINOR resolves them from DIR), a directory with and without a
+ * trailing slash, an image with a trailing slash or below it (ENOTDIR),
+ * a FIFO, a socket, a character device node (/dev/null's numbers),
+ * /dev/null and /dev/lofictl (EINVAL), a lofi device: /dev/lofi/MAX, a
+ * symbolic link to it and a block device node with its numbers made in DIR
+ * (EINVAL: lofi refuses to map its own devices; ENXIO once gone),
+ * nonexistent names, a dangling and a looping symbolic link.
+ *
+ * Mappings: the model holds, for every N, free / mapped (name, read-only,
+ * file identity, size) / gone (force-unmapped while the fuzzer holds it
+ * open). It is compared with LOFI_GET_FILENAME for every N every 2000
+ * calls and at the end. The number of live mappings is kept at most 8
+ * (beyond, one is unmapped) so that the run stays fast; N = MAX is mapped
+ * again (read-only) whenever it is free, so that the lofi device fixtures
+ * usually name a device.
+ *
+ * udev: a new disk, or one closed after being written (lofi opens
+ * /dev/lofi/N read-write to check it when asked to map it), is opened by
+ * udev for a moment. A plain unmap of a device the fuzzer does not hold
+ * may therefore fail with EBUSY: allowed, counted (ebusy=) and retried by
+ * later calls. A forced or detach-at-last-close unmap of such a device
+ * succeeds but leaves the disk until udev closes it: when /sys/block/lofiN
+ * is still there after the call returned, the fuzzer waits until it is
+ * gone (counted, udev-waits=) before going on. The same wait follows the
+ * fuzzer's own last close of a gone or detached device (removal after the
+ * last close runs from a work item). The wait ends when the number is
+ * free again, which number_free() tells without leaving a trace; under
+ * TCG that is up to about half a second after /sys/block/lofiN went.
+ *
+ * At the end the fuzzer closes everything it holds, checks the model once
+ * more, writes it to DIR/model.list in the format of `lofi_map list`
+ * ("N /dev/lofi/N ro|rw FILENAME" for every mapping), clears the immutable
+ * flag of its fixture and prints a last line
+ *   RESULT calls=N unexpected=N maps=N unmaps=N ebusy=N udev-waits=N
+ *          udev-held=N gone-pairs=N mappings=N seed=S errnos=EINVAL:n,...
+ * (maps and unmaps: successful ones; mappings: those left, in model.list).
+ * Exit status 0 iff nothing unexpected happened and the model matched; 1
+ * otherwise; 2 on a usage or setup error.
+ *
+ * LOFI_FUZZ_TRACE=1 in the environment prints every call on stderr.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <linux/fs.h>
+#include <linux/hdreg.h>
+#include <linux/lofi.h>
+
+#include "lofi_prog.h"
+
+#define CTL_PATH "/dev/lofictl"
+#define LI_SIZE sizeof(struct lofi_ioctl)
+#define MAX_PRINTED 20
+#define MAX_LIVE 8		/* live mappings kept at most (then unmap one) */
+#define MAX_HELD 3		/* /dev/lofi/N descriptors held at once */
+#define CHECK_EVERY 2000	/* calls between two full model checks */
+#define PAIR_EVERY 10000	/* calls between two gone pair episodes */
+
+/* Command indexes: those of lofi_commands[] (lofi_prog.h). */
+enum { C_MAP, C_MAP_MINOR, C_UNMAP, C_UNMAP_MINOR, C_GET_FILENAME, C_GET_MINOR, C_GET_MAXMINOR };
+
+/* ---------------------------------------------------------------------- */
+/* Bookkeeping                                                            */
+
+static unsigned long long seed;
+static long long calls, unexpected, maps, unmaps, ebusy, udev_waits, skipped, opens;
+static long long ok_calls, errcounts[256];
+static int printed, trace;
+static int no_resync;		/* probe_removing(): the device goes meanwhile */
+/* Where the time goes: successful map/unmap calls, other control calls,
+ * waits for removals, block device calls. */
+static double t_mutate, t_ctl, t_settle, t_blk;
+static const char *cur_what = "";	/* what the current call is, for FAIL lines */
+
+static const char *ename(int e)
+{
+	const char *n = e ? strerrorname_np(e) : "OK";
+
+	return n ? n : "E?";
+}
+
+__attribute__((format(printf, 1, 2)))
+static void unexp(const char *fmt, ...)
+{
+	va_list ap;
+
+	unexpected++;
+	if (++printed > MAX_PRINTED)
+		return;
+	fprintf(stderr, "FAIL: call #%lld seed %llu: ", calls, seed);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+}
+
+__attribute__((format(printf, 1, 2), noreturn))
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "lofi_fuzz: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(2);
+}
+
+static void count_result(int err)
+{
+	if (!err)
+		ok_calls++;
+	else if (err > 0 && err < 256)
+		errcounts[err]++;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Random numbers (splitmix64: deterministic from the seed)               */
+
+static uint64_t rng;
+
+static uint64_t rnd64(void)
+{
+	uint64_t z = (rng += 0x9E3779B97F4A7C15ULL);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+static uint32_t rnd32(void)
+{
+	return (uint32_t)(rnd64() >> 16);
+}
+
+/* 0 .. n-1 */
+static unsigned rndn(unsigned n)
+{
+	return n ? (unsigned)(rnd64() % n) : 0;
+}
+
+/* true with probability permille/1000 */
+static int chance(unsigned permille)
+{
+	return rndn(1000) < permille;
+}
+
+/*
+ * Random bytes: a slice of a pool made at start (from the seed), at a
+ * random offset, its first words fresh. Filling 8 KiB from the generator
+ * for every call costs too much under TCG.
+ */
+#define POOL_SIZE (64 << 10)
+static unsigned char *pool;
+
+static void rnd_fill(void *p, size_t len)
+{
+	unsigned char *c = p;
+	size_t i;
+
+	if (!pool) {
+		pool = malloc(POOL_SIZE);
+		if (!pool)
+			abort();
+		for (i = 0; i < POOL_SIZE; i += 8) {
+			uint64_t v = rnd64();
+
+			memcpy(pool + i, &v, 8);
+		}
+	}
+	while (len) {
+		size_t off = rndn(POOL_SIZE), n = POOL_SIZE - off < len ? POOL_SIZE - off : len;
+
+		memcpy(c, pool + off, n);
+		for (i = 0; i + 8 <= n && i < 64; i += 8) {
+			uint64_t v = rnd64();
+
+			memcpy(c + i, &v, 8);
+		}
+		c += n;
+		len -= n;
+	}
+}
+
+/* A flag value: 0 half the time, else 1 or another non-zero value. */
+static uint32_t rnd_flag(void)
+{
+	static const uint32_t v[] = { 1, 1, 2, 0x80000000u, 0xffffffffu, 0x100 };
+
+	if (chance(500))
+		return 0;
+	return chance(900) ? v[rndn(6)] : (rnd32() | 1);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The errnos the documentation lists for each command (any input)        */
+
+/*
+ * Documentation/userspace-api/lofi.rst, per command ("Any command can also
+ * fail with ENOMEM"). The map commands return lookup and open errors
+ * unchanged: those that the fixtures can produce are listed (ENXIO: the
+ * open of a gone lofi device). A result outside its command's list is
+ * "undocumented"; a result inside it can still be unexpected (the model
+ * predicts one result for every call).
+ */
+static const int doc_errnos[][16] = {
+	[C_MAP] = { EPERM, EFAULT, EINVAL, ENOENT, EACCES, ENOTDIR, ELOOP, ENAMETOOLONG,
+		    ENXIO, EBUSY, EAGAIN, ENOMEM, EROFS },
+	[C_MAP_MINOR] = { EPERM, EFAULT, EINVAL, ERANGE, ENOENT, EACCES, ENOTDIR, ELOOP,
+			  ENAMETOOLONG, ENXIO, EBUSY, EEXIST, ENOMEM, EROFS },
+	[C_UNMAP] = { EPERM, EFAULT, EINVAL, ENOENT, EBUSY, ENOMEM },
+	[C_UNMAP_MINOR] = { EPERM, EFAULT, EINVAL, ENXIO, EBUSY, ENOMEM },
+	[C_GET_FILENAME] = { EFAULT, EINVAL, ENXIO, ENOMEM },
+	[C_GET_MINOR] = { EFAULT, EINVAL, ENOENT, ENOMEM },
+	[C_GET_MAXMINOR] = { EFAULT, EINVAL, ENOMEM },
+};
+
+static int documented(int ci, int err)
+{
+	unsigned i;
+
+	if (!err)
+		return 1;
+	for (i = 0; i < 16 && doc_errnos[ci][i]; i++)
+		if (doc_errnos[ci][i] == err)
+			return 1;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The model of the mappings                                              */
+
+enum { S_FREE, S_MAPPED, S_GONE };
+
+struct slot {
+	int state;
+	int detach;		/* unmapped with li_cleanup while open: goes at last close */
+	int ro;
+	char *name;		/* as given to the map command */
+	dev_t fdev;		/* identity of the backing file */
+	ino_t fino;
+	dev_t devt;		/* the disk's dev_t */
+	uint64_t sectors;
+	int held;		/* descriptors of /dev/lofi/N the fuzzer holds */
+};
+
+static struct slot *slots;	/* 1 .. maxn */
+static unsigned maxn;
+
+struct held { int fd; unsigned n; };
+static struct held held[MAX_HELD];
+static int nheld;
+
+static int ctl_fd[3];		/* O_RDWR, O_WRONLY, O_RDONLY */
+static const char *const ctl_fd_name[3] = { "rdwr", "wronly", "rdonly" };
+
+/*
+ * Sleep MS milliseconds with poll(), whose timeout is an int: msleep()
+ * (nanosleep) does not sleep at all in a 32-bit program on the test kernel
+ * (no CONFIG_COMPAT_32BIT_TIME), and the waits below would spin.
+ */
+static void sleep_ms(int ms)
+{
+	double end = now() + ms / 1000.0;
+
+	while (now() < end)
+		poll(NULL, 0, (int)((end - now()) * 1000) + 1);
+}
+
+static int sysfs_present(unsigned n)
+{
+	char p[64];
+
+	snprintf(p, sizeof(p), "/sys/block/lofi%u", n);
+	return access(p, F_OK) == 0;
+}
+
+static void slot_free(unsigned n)
+{
+	free(slots[n].name);
+	memset(&slots[n], 0, sizeof(slots[n]));
+}
+
+static uint64_t sysfs_sectors(unsigned n)
+{
+	char p[64];
+	unsigned long long v = 0;
+	FILE *f;
+
+	snprintf(p, sizeof(p), "/sys/block/lofi%u/size", n);
+	f = fopen(p, "r");
+	if (f) {
+		if (fscanf(f, "%llu", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	return v;
+}
+
+static dev_t node_devt(unsigned n)
+{
+	char p[64];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "/dev/lofi/%u", n);
+	if (stat(p, &st) == 0 && S_ISBLK(st.st_mode))
+		return st.st_rdev;
+	return 0;
+}
+
+static void slot_set(unsigned n, const char *name, int ro, uint64_t sectors)
+{
+	struct stat st;
+
+	slot_free(n);
+	slots[n].state = S_MAPPED;
+	slots[n].ro = ro;
+	slots[n].name = strdup(name);
+	if (!slots[n].name)
+		die("out of memory");
+	if (stat(name, &st) == 0) {
+		slots[n].fdev = st.st_dev;
+		slots[n].fino = st.st_ino;
+	}
+	slots[n].sectors = sectors;
+	slots[n].devt = node_devt(n);
+}
+
+static int live_count(void)
+{
+	unsigned n;
+	int c = 0;
+
+	for (n = 1; n <= maxn; n++)
+		c += slots[n].state != S_FREE;
+	return c;
+}
+
+static char probe_name[PATH_MAX];
+
+/* Argument areas (see place()). */
+static size_t pg;
+static char *good_buf;		/* 4 pages RW */
+static char *none_area;		/* 3 pages RW + 1 PROT_NONE */
+static char *ro_area;		/* 4 pages, read-only */
+static char *rotail_area;	/* 3 pages RW + 3 pages read-only */
+
+static double settle_max;	/* longest wait for an N to be free again */
+static long long settles, free_probes;
+
+/*
+ * Whether number N is free: MAP_FILE_MINOR N of an image nobody maps
+ * writable, read-only, from a structure that can be read but not written.
+ * Free: the map is made up to the copy-back, which faults, and is undone
+ * (EFAULT, no trace left); in use: EEXIST.
+ */
+static int number_free(unsigned n)
+{
+	struct lofi_ioctl *li;
+	int r;
+
+	if (mprotect(ro_area, 4 * pg, PROT_READ | PROT_WRITE))
+		die("mprotect: %s", strerror(errno));
+	li = (struct lofi_ioctl *)ro_area;
+	memset(li, 0, sizeof(*li));
+	strcpy(li->li_filename, probe_name);
+	li->li_minor = n;
+	li->li_readonly = 1;
+	if (mprotect(ro_area, 4 * pg, PROT_READ))
+		die("mprotect: %s", strerror(errno));
+	calls++;
+	free_probes++;
+	r = ioctl(ctl_fd[0], LOFI_MAP_FILE_MINOR, li);
+	count_result(r < 0 ? errno : 0);
+	if (r >= 0 || (errno != EFAULT && errno != EEXIST)) {
+		unexp("MAP_FILE_MINOR %u of %s with a read-only structure (is N free?) -> %s, want EFAULT or EEXIST",
+		      n, probe_name, r >= 0 ? "success" : ename(errno));
+		return 1;
+	}
+	return errno == EFAULT;
+}
+
+/*
+ * Wait until N is free again after an unmap of an open device or its last
+ * close: removal runs from a work item, which deletes the disk
+ * (/sys/block/lofiN goes) and then frees the number.
+ */
+static void settle(unsigned n)
+{
+	double t0 = now(), end = t0 + 30;
+
+	settles++;
+	if (trace)
+		fprintf(stderr, "settle %u\n", n);
+	while (sysfs_present(n)) {
+		if (now() > end) {
+			unexp("/sys/block/lofi%u still present 30 s after its unmap and last close", n);
+			break;
+		}
+		sleep_ms(2);
+	}
+	while (!number_free(n)) {
+		if (now() > end) {
+			unexp("N=%u still in use 30 s after its unmap and last close", n);
+			break;
+		}
+		sleep_ms(20);
+	}
+	slot_free(n);
+	if (now() - t0 > settle_max)
+		settle_max = now() - t0;
+	t_settle += now() - t0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Argument placement: good and bad user pointers                         */
+
+enum {
+	P_GOOD,		/* a writable buffer (at a random small offset) */
+	P_NULL,
+	P_ONE,		/* (void *)1 */
+	P_NONE,		/* a PROT_NONE page */
+	P_KERNEL,	/* the last page of the address space */
+	P_STRADDLE,	/* starts readable, ends in a PROT_NONE page */
+	P_RO,		/* readable, not writable */
+	P_RO_TAIL,	/* readable; its tail is not writable */
+	P_COUNT
+};
+
+static const char *const ptr_name[P_COUNT] = {
+	"good", "NULL", "(void*)1", "PROT_NONE", "kernel", "straddle", "read-only", "read-only-tail",
+};
+
+static int ptr_read_fails(int p)
+{
+	return p == P_NULL || p == P_ONE || p == P_NONE || p == P_KERNEL || p == P_STRADDLE;
+}
+
+static int ptr_write_fails(int p)
+{
+	return p != P_GOOD;
+}
+
+
+static void setup_areas(void)
+{
+	pg = (size_t)sysconf(_SC_PAGESIZE);
+	good_buf = mmap(NULL, 4 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	none_area = mmap(NULL, 4 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ro_area = mmap(NULL, 4 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	rotail_area = mmap(NULL, 6 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (good_buf == MAP_FAILED || none_area == MAP_FAILED || ro_area == MAP_FAILED ||
+	    rotail_area == MAP_FAILED)
+		die("mmap: %s", strerror(errno));
+	if (mprotect(none_area + 3 * pg, pg, PROT_NONE) || mprotect(ro_area, 4 * pg, PROT_READ) ||
+	    mprotect(rotail_area + 3 * pg, 3 * pg, PROT_READ))
+		die("mprotect: %s", strerror(errno));
+}
+
+/* The argument to pass for pointer class P, holding SRC (LEN bytes) where
+ * it can be read. */
+static void *place(int p, const void *src, size_t len)
+{
+	size_t off, k;
+	char *a;
+
+	switch (p) {
+	case P_GOOD:
+		off = rndn(16);
+		memcpy(good_buf + off, src, len);
+		return good_buf + off;
+	case P_NULL:
+		return NULL;
+	case P_ONE:
+		return (void *)1;
+	case P_NONE:
+		return none_area + 3 * pg;
+	case P_KERNEL:
+		return (void *)(uintptr_t)-(intptr_t)pg;
+	case P_STRADDLE:
+		k = 1 + rndn((unsigned)(len - 1));	/* 1 .. len-1 bytes readable */
+		a = none_area + 3 * pg - k;
+		memcpy(a, src, k);
+		return a;
+	case P_RO:
+		off = rndn((unsigned)(4 * pg - len + 1));
+		if (mprotect(ro_area, 4 * pg, PROT_READ | PROT_WRITE))
+			die("mprotect: %s", strerror(errno));
+		memcpy(ro_area + off, src, len);
+		if (mprotect(ro_area, 4 * pg, PROT_READ))
+			die("mprotect: %s", strerror(errno));
+		return ro_area + off;
+	default: /* P_RO_TAIL */
+		k = 1 + rndn((unsigned)(len - 1));	/* 1 .. len-1 bytes writable */
+		a = rotail_area + 3 * pg - k;
+		if (mprotect(rotail_area + 3 * pg, 3 * pg, PROT_READ | PROT_WRITE))
+			die("mprotect: %s", strerror(errno));
+		memcpy(a, src, len);
+		if (mprotect(rotail_area + 3 * pg, 3 * pg, PROT_READ))
+			die("mprotect: %s", strerror(errno));
+		return a;
+	}
+}
+
+/* A bad pointer class for a call whose argument must not be read. */
+static int rnd_bad_read_ptr(void)
+{
+	static const int v[] = { P_NULL, P_ONE, P_NONE, P_KERNEL, P_STRADDLE };
+
+	return v[rndn(5)];
+}
+
+/* ---------------------------------------------------------------------- */
+/* Fixtures                                                               */
+
+struct name {
+	const char *label;
+	char *buf;		/* li_filename contents */
+	size_t len;		/* bytes to copy; PATH_MAX: no NUL */
+	int good;		/* names a mappable image (directly or not) */
+	int special;		/* only used by episodes (fill image) */
+};
+
+#define MAX_NAMES 64
+static struct name names[MAX_NAMES];
+static unsigned nnames;
+static char dir[1024];		/* the scratch directory, absolute */
+static ino_t imm_ino;		/* the immutable image (0: none) */
+static dev_t imm_dev;
+static int fill_idx = -1, anchor_idx = -1;
+
+static int add_name_raw(const char *label, const void *bytes, size_t len, int good)
+{
+	struct name *nm;
+
+	if (nnames >= MAX_NAMES)
+		die("too many fixture names");
+	nm = &names[nnames];
+	nm->label = label;
+	nm->buf = calloc(1, PATH_MAX + 1);
+	if (!nm->buf)
+		die("out of memory");
+	memcpy(nm->buf, bytes, len);
+	nm->len = len;
+	nm->good = good;
+	return (int)nnames++;
+}
+
+/* A NUL-terminated name. */
+static int add_name(const char *label, const char *s, int good)
+{
+	return add_name_raw(label, s, strlen(s) + 1, good);
+}
+
+static char *dpath(const char *base)
+{
+	static char p[8][PATH_MAX];
+	static int i;
+	char *r = p[i++ & 7];
+
+	snprintf(r, PATH_MAX, "%s/%.200s", dir, base);
+	return r;
+}
+
+static void make_image(const char *base, off_t size)
+{
+	const char *p = dpath(base);
+	int fd = open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	if (fd < 0 || ftruncate(fd, size))
+		die("create %s: %s", p, strerror(errno));
+	close(fd);
+}
+
+static void clear_immutable(void)
+{
+	int fd, flags;
+
+	fd = open(dpath("imm.img"), O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 && (flags & FS_IMMUTABLE_FL)) {
+		flags &= ~FS_IMMUTABLE_FL;
+		if (ioctl(fd, FS_IOC_SETFLAGS, &flags))
+			fprintf(stderr, "lofi_fuzz: clearing the immutable flag of %s: %s\n",
+				dpath("imm.img"), strerror(errno));
+	}
+	close(fd);
+}
+
+static void setup_fixtures(void)
+{
+	static char longvalid[PATH_MAX], longcomp[400], longaaa[PATH_MAX], slashes[PATH_MAX];
+	static char unterm[PATH_MAX], unterm2[PATH_MAX];
+	char tmp[PATH_MAX];
+	struct sockaddr_un sa;
+	struct stat st;
+	int fd, flags, s;
+	size_t l;
+
+	clear_immutable();	/* a previous run in the same DIR */
+	make_image("img0", 64 << 10);
+	make_image("img1", 100 << 10);		/* exactly one 8 x 25 cylinder */
+	make_image("img2", 1 << 20);
+	make_image("img3", 3 << 20);		/* 20 x 30 geometry */
+	make_image("img4", 512);		/* smaller than a cylinder */
+	make_image("fill.img", 64 << 10);
+	make_image("anchor.img", 64 << 10);
+	make_image("imm.img", 64 << 10);
+	make_image("probe.img", 4096);		/* number_free() */
+	snprintf(probe_name, sizeof(probe_name), "%s", dpath("probe.img"));
+	make_image("bad.img", 1000);
+	make_image("empty.img", 0);
+	fd = open(dpath("imm.img"), O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0) {
+		flags |= FS_IMMUTABLE_FL;
+		if (ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0 && fstat(fd, &st) == 0) {
+			imm_ino = st.st_ino;
+			imm_dev = st.st_dev;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	if (!imm_ino)
+		printf("note: no immutable fixture (FS_IOC_SETFLAGS failed): the read-only fallback is not exercised\n");
+	unlink(dpath("hard0"));
+	if (link(dpath("img0"), dpath("hard0")))
+		die("link: %s", strerror(errno));
+	mkdir(dpath("d"), 0755);
+	unlink(dpath("sym1"));
+	unlink(dpath("dangling"));
+	unlink(dpath("loop1"));
+	unlink(dpath("loop2"));
+	unlink(dpath("dlink"));
+	unlink(dpath("symlofi"));
+	if (symlink(dpath("img1"), dpath("sym1")) || symlink(dpath("nothing"), dpath("dangling")) ||
+	    symlink(dpath("loop2"), dpath("loop1")) || symlink(dpath("loop1"), dpath("loop2")) ||
+	    symlink(dir, dpath("dlink")))
+		die("symlink: %s", strerror(errno));
+	snprintf(tmp, sizeof(tmp), "/dev/lofi/%u", maxn);
+	if (symlink(tmp, dpath("symlofi")))
+		die("symlink: %s", strerror(errno));
+	unlink(dpath("fifo"));
+	if (mkfifo(dpath("fifo"), 0644))
+		die("mkfifo: %s", strerror(errno));
+	unlink(dpath("chr"));
+	if (mknod(dpath("chr"), S_IFCHR | 0600, makedev(1, 3)))
+		die("mknod chr: %s", strerror(errno));
+	unlink(dpath("sock"));
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (s >= 0 && strlen(dpath("sock")) < sizeof(sa.sun_path)) {
+		strcpy(sa.sun_path, dpath("sock"));
+		if (bind(s, (struct sockaddr *)&sa, sizeof(sa)))
+			die("bind %s: %s", sa.sun_path, strerror(errno));
+	}
+	/* the socket stays bound: the descriptor is kept open */
+
+	/* Mappable (when the model allows) */
+	add_name("img0", dpath("img0"), 1);
+	add_name("img1", dpath("img1"), 1);
+	add_name("img2", dpath("img2"), 1);
+	add_name("img3", dpath("img3"), 1);
+	add_name("img4", dpath("img4"), 1);
+	anchor_idx = add_name("anchor.img", dpath("anchor.img"), 1);
+	add_name("imm.img", dpath("imm.img"), 1);
+	add_name("hard0 (hard link to img0)", dpath("hard0"), 1);
+	add_name("sym1 (symlink to img1)", dpath("sym1"), 1);
+	snprintf(tmp, sizeof(tmp), "%s//img2", dir);
+	add_name("DIR//img2", tmp, 1);
+	snprintf(tmp, sizeof(tmp), "%s/./img3", dir);
+	add_name("DIR/./img3", tmp, 1);
+	snprintf(tmp, sizeof(tmp), "%s/dlink/img0", dir);
+	add_name("DIR/dlink/img0 (through a symlinked directory)", tmp, 1);
+	/* PATH_MAX-1 bytes naming img4: DIR/././.../img4 */
+	l = strlen(dir);
+	memcpy(longvalid, dir, l);
+	while (l + 2 + strlen("/img4") <= PATH_MAX - 1) {
+		memcpy(longvalid + l, "/.", 2);
+		l += 2;
+	}
+	if (l + strlen("/img4") < PATH_MAX - 1)
+		longvalid[l++] = '/';	/* "//": same path, one byte more */
+	memcpy(longvalid + l, "/img4", 6);
+	if (strlen(longvalid) != PATH_MAX - 1)
+		die("long name: %zu bytes", strlen(longvalid));
+	add_name("PATH_MAX-1 bytes naming img4", longvalid, 1);
+	fill_idx = add_name("fill.img", dpath("fill.img"), 1);
+	names[fill_idx].special = 1;
+
+	/* Not mappable */
+	add_name("bad.img (1000 bytes)", dpath("bad.img"), 0);
+	add_name("empty.img (0 bytes)", dpath("empty.img"), 0);
+	add_name("directory", dpath("d"), 0);
+	snprintf(tmp, sizeof(tmp), "%s/d/", dir);
+	add_name("directory/", tmp, 0);
+	snprintf(tmp, sizeof(tmp), "%s/img0/", dir);
+	add_name("img0/ (trailing slash)", tmp, 0);
+	snprintf(tmp, sizeof(tmp), "%s/img0/x", dir);
+	add_name("img0/x", tmp, 0);
+	add_name("fifo", dpath("fifo"), 0);
+	add_name("socket", dpath("sock"), 0);
+	add_name("chr (1:3)", dpath("chr"), 0);
+	add_name("/dev/null", "/dev/null", 0);
+	add_name("/dev/lofictl", CTL_PATH, 0);
+	snprintf(tmp, sizeof(tmp), "/dev/lofi/%u", maxn);
+	add_name("/dev/lofi/MAX", tmp, 0);
+	add_name("/dev/lofi/1", "/dev/lofi/1", 0);
+	add_name("symlink to /dev/lofi/MAX", dpath("symlofi"), 0);
+	add_name("blk node (dev_t of /dev/lofi/MAX at start)", dpath("blk"), 0);
+	add_name("nonexistent", dpath("nothing"), 0);
+	add_name("dangling symlink", dpath("dangling"), 0);
+	add_name("symlink loop", dpath("loop1"), 0);
+	add_name("relative img0", "img0", 0);
+	add_name("relative ./img1", "./img1", 0);
+	add_name("relative ../", "..", 0);
+	add_name("empty name", "", 0);
+	add_name("/", "/", 0);
+	add_name("/dev/lofi", "/dev/lofi", 0);
+	longcomp[0] = '/';
+	memset(longcomp + 1, 'c', 300);
+	add_name("/ccc... (300-byte component)", longcomp, 0);
+	longaaa[0] = '/';
+	memset(longaaa + 1, 'a', PATH_MAX - 2);
+	add_name("/aaa... (PATH_MAX-1 bytes, one component)", longaaa, 0);
+	memset(slashes, '/', PATH_MAX - 1);
+	add_name("//// (PATH_MAX-1 slashes)", slashes, 0);
+	memset(unterm, 'u', PATH_MAX);
+	unterm[0] = '/';
+	add_name_raw("no NUL in li_filename", unterm, PATH_MAX, 0);
+	memset(unterm2, 'x', PATH_MAX);
+	memcpy(unterm2, dpath("img0"), strlen(dpath("img0")));
+	add_name_raw("DIR/img0 then no NUL", unterm2, PATH_MAX, 0);
+}
+
+/* The block device node in DIR, with the dev_t of /dev/lofi/MAX now. */
+static void make_blk_node(void)
+{
+	dev_t d = node_devt(maxn);
+
+	unlink(dpath("blk"));
+	if (d && mknod(dpath("blk"), S_IFBLK | 0600, d))
+		die("mknod blk: %s", strerror(errno));
+	if (!d)
+		printf("note: /dev/lofi/%u missing at start: no block device node fixture\n", maxn);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Prediction                                                             */
+
+enum { E_NONE, E_MAP, E_UNMAP };
+
+struct expect {
+	int skip;		/* cannot be predicted: not sent */
+	int err;		/* 0: success */
+	int ebusy_ok;		/* EBUSY acceptable too (udev may hold the device) */
+	int effect;
+	unsigned n;		/* the N of a success (or of the effect) */
+	int ro;			/* li_readonly of a success */
+	const char *why;
+};
+
+static void want(struct expect *e, int err, const char *why)
+{
+	e->err = err;
+	e->why = why;
+}
+
+/* The NUL-terminated name in li_filename, or NULL. */
+static const char *li_name(const struct lofi_ioctl *li)
+{
+	return memchr(li->li_filename, 0, sizeof(li->li_filename)) ? li->li_filename : NULL;
+}
+
+/* find_by_name() of the driver: the first live mapping with this name,
+ * else the first whose file is the one NAME resolves to now. */
+static unsigned model_find(const char *name)
+{
+	struct stat st;
+	unsigned n;
+
+	for (n = 1; n <= maxn; n++)
+		if (slots[n].state == S_MAPPED && strcmp(slots[n].name, name) == 0)
+			return n;
+	if (stat(name, &st))
+		return 0;
+	for (n = 1; n <= maxn; n++)
+		if (slots[n].state == S_MAPPED && slots[n].fdev == st.st_dev && slots[n].fino == st.st_ino)
+			return n;
+	return 0;
+}
+
+/* The N whose disk has dev_t D, 0 if none. */
+static unsigned model_devt(dev_t d)
+{
+	unsigned n;
+
+	for (n = 1; n <= maxn; n++)
+		if (slots[n].state != S_FREE && slots[n].devt == d)
+			return n;
+	return 0;
+}
+
+static void predict_map(const struct lofi_ioctl *li, int by_minor, int ptr, struct expect *e)
+{
+	const char *name = li_name(li);
+	struct stat st;
+	int ro;
+	unsigned n;
+
+	if (!name || !name[0] || name[0] != '/')
+		return want(e, EINVAL, "li_filename unterminated, empty or relative");
+	if (li->li_algorithm[0])
+		return want(e, EINVAL, "li_algorithm not empty");
+	if (by_minor && li->li_minor == 0)
+		return want(e, EINVAL, "li_minor 0");
+	if (by_minor && li->li_minor > maxn)
+		return want(e, ERANGE, "li_minor > max");
+	if (stat(name, &st))
+		return want(e, errno, "lookup error");
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return want(e, EINVAL, "neither a regular file nor a block device");
+	if (S_ISBLK(st.st_mode)) {
+		char p[64];
+
+		n = model_devt(st.st_rdev);
+		if (n && slots[n].state == S_MAPPED)
+			return want(e, EINVAL, "a lofi device");
+		if (n)
+			return want(e, ENXIO, "a gone lofi device (open fails)");
+		snprintf(p, sizeof(p), "/sys/dev/block/%u:%u", major(st.st_rdev), minor(st.st_rdev));
+		if (access(p, F_OK) == 0) {
+			e->skip = 1;	/* some other disk: not ours to map */
+			return;
+		}
+		return want(e, ENXIO, "a block device node without a disk");
+	}
+	ro = li->li_readonly != 0 || (imm_ino && st.st_ino == imm_ino && st.st_dev == imm_dev);
+	if (st.st_size == 0 || st.st_size % 512)
+		return want(e, EINVAL, "size 0 or not a multiple of 512");
+	for (n = 1; n <= maxn; n++)
+		if (slots[n].state == S_MAPPED && slots[n].fdev == st.st_dev &&
+		    slots[n].fino == st.st_ino && !(slots[n].ro && ro))
+			return want(e, EBUSY, "the file is mapped and one of the mappings is writable");
+	if (by_minor) {
+		n = li->li_minor;
+		if (slots[n].state != S_FREE)
+			return want(e, EEXIST, "N in use");
+	} else {
+		for (n = 1; n <= maxn && slots[n].state != S_FREE; n++)
+			;
+		if (n > maxn)
+			return want(e, EAGAIN, "no free N");
+	}
+	e->n = n;
+	e->ro = ro;
+	if (ptr_write_fails(ptr))
+		return want(e, EFAULT, "the copy-back faults (the map is undone)");
+	e->effect = E_MAP;
+	want(e, 0, "mapped");
+}
+
+static void predict_unmap(const struct lofi_ioctl *li, int by_name, int ptr, struct expect *e)
+{
+	unsigned n;
+
+	if (by_name) {
+		const char *name = li_name(li);
+
+		if (!name || !name[0] || name[0] != '/')
+			return want(e, EINVAL, "li_filename unterminated, empty or relative");
+		n = model_find(name);
+		if (!n)
+			return want(e, ENOENT, "no mapping of this name or file");
+	} else {
+		n = li->li_minor;
+		if (n == 0 || n > maxn || slots[n].state != S_MAPPED)
+			return want(e, ENXIO, "N is 0, > max or not mapped");
+	}
+	e->n = n;
+	if (slots[n].held && !li->li_force && !li->li_cleanup)
+		return want(e, EBUSY, "open (the fuzzer holds it), no force, no cleanup");
+	if (!slots[n].held && !li->li_force && !li->li_cleanup)
+		e->ebusy_ok = 1;	/* udev */
+	e->effect = E_UNMAP;
+	if (ptr_write_fails(ptr))
+		return want(e, EFAULT, "the copy-back faults (the unmap is done)");
+	want(e, 0, "unmapped");
+}
+
+static void predict(int ci, int fdk, int ptr, const struct lofi_ioctl *li, struct expect *e)
+{
+	unsigned i;
+
+	memset(e, 0, sizeof(*e));
+	if (ci <= C_UNMAP_MINOR && fdk == 2)
+		return want(e, EPERM, "changes mappings on an O_RDONLY control file");
+	if (ptr_read_fails(ptr))
+		return want(e, EFAULT, "the structure cannot be read");
+	for (i = 0; i < 15; i++)
+		if (li->li_reserved[i])
+			return want(e, EINVAL, "li_reserved not zero");
+	switch (ci) {
+	case C_MAP:
+	case C_MAP_MINOR:
+		return predict_map(li, ci == C_MAP_MINOR, ptr, e);
+	case C_UNMAP:
+	case C_UNMAP_MINOR:
+		return predict_unmap(li, ci == C_UNMAP, ptr, e);
+	case C_GET_FILENAME:
+		if (li->li_minor == 0)
+			return want(e, EINVAL, "li_minor 0");
+		if (li->li_minor > maxn || slots[li->li_minor].state != S_MAPPED)
+			return want(e, ENXIO, "N > max or not mapped");
+		e->n = li->li_minor;
+		e->ro = slots[e->n].ro;
+		break;
+	case C_GET_MINOR: {
+		const char *name = li_name(li);
+
+		if (!name)
+			return want(e, EINVAL, "li_filename unterminated");
+		e->n = model_find(name);
+		if (!e->n)
+			return want(e, ENOENT, "no mapping of this name or file");
+		e->ro = slots[e->n].ro;
+		break;
+	}
+	default:
+		e->n = maxn;
+		break;
+	}
+	if (ptr_write_fails(ptr))
+		return want(e, EFAULT, "the copy-back faults");
+	want(e, 0, "success");
+}
+
+/* ---------------------------------------------------------------------- */
+/* Control calls                                                          */
+
+static void resync(void);
+
+static int reserved_set(const struct lofi_ioctl *li)
+{
+	unsigned i;
+
+	for (i = 0; i < 15; i++)
+		if (li->li_reserved[i])
+			return 1;
+	return 0;
+}
+
+static void describe_call(char *buf, size_t len, int ci, int fdk, int ptr,
+			  const struct lofi_ioctl *li, const char *label)
+{
+	snprintf(buf, len, "cmd=%s fd=%s arg=%s minor=%" PRIu32 " force=%#" PRIx32
+		 " cleanup=%#" PRIx32 " ro=%#" PRIx32 " alg=%s resv=%s name=%s%s%s",
+		 lofi_commands[ci].name, ctl_fd_name[fdk], ptr_name[ptr], li->li_minor,
+		 li->li_force, li->li_cleanup, li->li_readonly,
+		 li->li_algorithm[0] ? "set" : "\"\"",
+		 reserved_set(li) ? "set" : "0", label, cur_what[0] ? " in " : "", cur_what);
+}
+
+/*
+ * One control command: predict, call, compare, update the model. Returns
+ * the result (0 or an errno).
+ */
+static int ctl_call(int ci, int fdk, int ptr, struct lofi_ioctl *li, const char *label)
+{
+	struct expect e;
+	struct lofi_ioctl *out;
+	char desc[512], devpath[64];
+	int r, err, bad = 0;
+	double t0;
+
+	predict(ci, fdk, ptr, li, &e);
+	if (e.skip) {
+		skipped++;
+		return -1;
+	}
+	out = place(ptr, li, LI_SIZE);
+	calls++;
+	t0 = now();
+	r = ioctl(ctl_fd[fdk], lofi_commands[ci].cmd, out);
+	err = r < 0 ? errno : 0;
+	if (e.effect && err == e.err)
+		t_mutate += now() - t0;
+	else
+		t_ctl += now() - t0;
+	count_result(err);
+	if (trace || (err != e.err && !(err == EBUSY && e.ebusy_ok)))
+		describe_call(desc, sizeof(desc), ci, fdk, ptr, li, label);
+	if (trace)
+		fprintf(stderr, "call #%lld: %s -> %s (want %s)\n", calls, desc, ename(err), ename(e.err));
+
+	if (err == EBUSY && e.ebusy_ok) {
+		ebusy++;
+		return err;
+	}
+	if (err != e.err) {
+		unexp("%s -> got %s, want %s (%s)%s", desc, ename(err), ename(e.err), e.why,
+		      documented(ci, err) ? "" : " [undocumented errno for this command]");
+		if (!no_resync)
+			resync();
+		return err;
+	}
+	if (!err && ptr == P_GOOD) {
+		/* The documented outputs. */
+		snprintf(devpath, sizeof(devpath), "/dev/lofi/%u", e.n);
+		switch (ci) {
+		case C_MAP:
+		case C_MAP_MINOR:
+			bad = r != (int)e.n || out->li_minor != e.n || out->li_readonly != (uint32_t)e.ro ||
+			      strcmp(out->li_devpath, devpath) != 0;
+			break;
+		case C_UNMAP:
+		case C_UNMAP_MINOR:
+			bad = r != 0 || out->li_minor != e.n;
+			break;
+		case C_GET_FILENAME:
+			bad = r != 0 || out->li_readonly != (uint32_t)e.ro ||
+			      strcmp(out->li_devpath, devpath) != 0 ||
+			      !memchr(out->li_filename, 0, sizeof(out->li_filename)) ||
+			      strcmp(out->li_filename, slots[e.n].name) != 0;
+			break;
+		case C_GET_MINOR:
+			bad = r != 0 || out->li_minor != e.n || out->li_readonly != (uint32_t)e.ro ||
+			      strcmp(out->li_devpath, devpath) != 0;
+			break;
+		default:
+			bad = r != 0 || out->li_minor != maxn;
+			break;
+		}
+		if (bad) {
+			describe_call(desc, sizeof(desc), ci, fdk, ptr, li, label);
+			unexp("%s -> returned %d, li_minor=%" PRIu32 " li_readonly=%" PRIu32
+			      " li_devpath=%.40s li_filename=%.60s; want N=%u ro=%d%s%.60s",
+			      desc, r, out->li_minor, out->li_readonly, out->li_devpath,
+			      out->li_filename, e.n, e.ro, ci == C_GET_FILENAME ? " name=" : "",
+			      ci == C_GET_FILENAME ? slots[e.n].name : "");
+			if (!no_resync)
+				resync();
+			return err;
+		}
+	}
+	/* The effect on the mappings (also after a copy-back fault of an unmap). */
+	if (e.effect == E_MAP && !err) {
+		uint64_t sectors = 0;
+		struct stat st;
+
+		if (stat(li->li_filename, &st) == 0)
+			sectors = (uint64_t)st.st_size / 512;
+		slot_set(e.n, li->li_filename, e.ro, sectors);
+		maps++;
+	} else if (e.effect == E_UNMAP) {
+		unsigned n = e.n;
+
+		unmaps++;
+		if (slots[n].held) {
+			if (li->li_force)
+				slots[n].state = S_GONE;
+			else
+				slots[n].detach = 1;
+		} else if (sysfs_present(n)) {
+			/*
+			 * Open by someone else (udev): a plain unmap cannot
+			 * have succeeded; forced or detached, it goes when
+			 * udev closes it.
+			 */
+			if (!li->li_force && !li->li_cleanup)
+				unexp("%s: a plain unmap of N=%u succeeded but /sys/block/lofi%u is still there",
+				      label, n, n);
+			udev_waits++;
+			settle(n);
+		} else {
+			slot_free(n);
+		}
+	}
+	return err;
+}
+
+/* A plausible structure: zeroed, the name of fixture IDX, flags. */
+static void li_plain(struct lofi_ioctl *li, int idx)
+{
+	memset(li, 0, sizeof(*li));
+	if (idx >= 0)
+		memcpy(li->li_filename, names[idx].buf, names[idx].len);
+}
+
+/* Reload the model from the driver (after an unexpected result). */
+static void resync(void)
+{
+	struct lofi_ioctl li;
+	unsigned n;
+	int r;
+
+	for (n = 1; n <= maxn; n++) {
+		memset(&li, 0, sizeof(li));
+		li.li_minor = n;
+		calls++;
+		r = ioctl(ctl_fd[2], LOFI_GET_FILENAME, &li);
+		count_result(r < 0 ? errno : 0);
+		if (r == 0) {
+			if (slots[n].state == S_MAPPED && slots[n].name &&
+			    strcmp(slots[n].name, li.li_filename) == 0 && slots[n].ro == (int)li.li_readonly)
+				continue;
+			int h = slots[n].held;
+
+			slot_set(n, li.li_filename, li.li_readonly != 0, sysfs_sectors(n));
+			slots[n].held = h;
+		} else if (errno == ENXIO) {
+			if (slots[n].state == S_GONE && slots[n].held)
+				continue;
+			if (slots[n].held) {
+				slots[n].state = S_GONE;
+				continue;
+			}
+			if (sysfs_present(n))
+				settle(n);
+			slot_free(n);
+		} else {
+			unexp("resync: GET_FILENAME %u: %s", n, ename(errno));
+		}
+	}
+}
+
+/* GET_FILENAME for every N, against the model. */
+static void check_model(const char *why)
+{
+	struct lofi_ioctl li;
+	unsigned n;
+	const char *saved = cur_what;
+
+	cur_what = why;
+	for (n = 1; n <= maxn; n++) {
+		li_plain(&li, -1);
+		li.li_minor = n;
+		ctl_call(C_GET_FILENAME, 2, P_GOOD, &li, "model check");
+	}
+	cur_what = saved;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Random command numbers                                                 */
+
+/*
+ * Command types never sent as random numbers, because the VFS or the block
+ * layer serves some of their numbers before (or instead of) the driver,
+ * with other results than ENOTTY (kernel 7.3, fs/ioctl.c do_vfs_ioctl()
+ * and compat_sys_ioctl(), block/ioctl.c blkdev_ioctl(),
+ * blkdev_common_ioctl() and compat_blkdev_ioctl()), some of them
+ * destructive (BLKFLSBUF, BLKROSET, BLKDISCARD, BLKZEROOUT, BLKSECDISCARD,
+ * BLKRRPART, BLKPG, BLKTRACE*, zone resets, IOC_PR_*, FIFREEZE,
+ * FS_IOC_SETFLAGS ...):
+ *   0x00  FIBMAP, FIGETBSZ         0x03  HDIO_GETGEO
+ *   0x12  BLK*                     0x15  FS_IOC_GETFSUUID, ..._GETFSSYSFSPATH,
+ *                                        FS_IOC_GETLBMD_CAP (blk_get_meta_cap)
+ *   'T'   FIOCLEX, FIONCLEX, FIONBIO, FIOASYNC, FIOQSIZE, FIONREAD
+ *   'f'   FS_IOC_FIEMAP, FS_IOC_[32]GETFLAGS / SETFLAGS
+ *   'X'   FIFREEZE, FITHAW, FS_IOC_FSGETXATTR / FSSETXATTR, FS_IOC_RESVSP*_32 ...
+ *   0x94  FICLONE, FICLONERANGE, FIDEDUPERANGE
+ *   'p'   IOC_PR_* (persistent reservations)
+ * Every other number reaches the driver: lofi's control device answers
+ * ENOTTY to all but its seven commands, and its block devices to all but
+ * DKIOCSTATE (lofi's block ioctl, reached through blkdev_ioctl() /
+ * blkdev_compat_ptr_ioctl()), so ENOTTY is the only allowed result.
+ */
+static int denied_type(unsigned t)
+{
+	switch (t) {
+	case 0x00: case 0x03: case 0x12: case 0x15: case 'T': case 'f': case 'X': case 0x94: case 'p':
+		return 1;
+	}
+	return 0;
+}
+
+static int is_lofi_cmd(uint32_t c)
+{
+	unsigned i;
+
+	for (i = 0; i < LOFI_NR_COMMANDS; i++)
+		if (c == (uint32_t)lofi_commands[i].cmd)
+			return 1;
+	return 0;
+}
+
+/* A command number that must fail with ENOTTY on the control device (ON_BLK
+ * 0) or on a lofi block device (ON_BLK 1); DESC says what it is. */
+static uint32_t random_cmd(int on_blk, const char **desc)
+{
+	for (;;) {
+		uint32_t c;
+		unsigned nr, size, dir_;
+
+		switch (rndn(6)) {
+		case 0:
+		case 1:
+			c = rnd32();
+			*desc = "random bits";
+			break;
+		case 2:
+			c = _IOC(rndn(4), LOFI_IOC_MAGIC, rndn(256), rndn(1u << 14));
+			*desc = "lofi magic, random nr/size/dir";
+			break;
+		case 3:
+			nr = 1 + rndn(8);
+			size = chance(500) ? LI_SIZE : rndn(1u << 14);
+			dir_ = rndn(4);
+			if (chance(500))
+				size = (unsigned)LI_SIZE + (chance(500) ? 1 : -1) * (1 + rndn(64));
+			else if (dir_ == (_IOC_READ | _IOC_WRITE))
+				dir_ = rndn(3);
+			c = _IOC(dir_, LOFI_IOC_MAGIC, nr, size & ((1u << 14) - 1));
+			*desc = "a lofi nr with a wrong size or direction";
+			break;
+		case 4:
+			if (on_blk) {
+				c = (uint32_t)lofi_commands[rndn(LOFI_NR_COMMANDS)].cmd;
+				*desc = "a control command on a block device";
+			} else {
+				c = chance(500) ? LOFI_CHECK_COMPRESSED : DKIOCSTATE;
+				*desc = c == LOFI_CHECK_COMPRESSED ? "LOFI_CHECK_COMPRESSED" :
+								     "DKIOCSTATE on the control device";
+			}
+			break;
+		default:
+			c = _IOC(rndn(4), LOFI_IOC_MAGIC, 0x10, rndn(1u << 14));
+			*desc = "DKIOCSTATE's nr with a random size/dir";
+			break;
+		}
+		if (denied_type(_IOC_TYPE(c)))
+			continue;
+		if (!on_blk && is_lofi_cmd(c))
+			continue;
+		if (on_blk && c == (uint32_t)DKIOCSTATE)
+			continue;
+		if (on_blk && c == LOFI_CHECK_COMPRESSED)
+			*desc = "LOFI_CHECK_COMPRESSED on a block device";
+		return c;
+	}
+}
+
+static void random_ctl_cmd(void)
+{
+	const char *desc;
+	uint32_t c = random_cmd(0, &desc);
+	int fdk = rndn(3), ptr = rndn(P_COUNT), err, r;
+	char buf[LI_SIZE];
+	void *arg;
+
+	rnd_fill(buf, sizeof(buf));
+	arg = chance(100) ? (void *)(uintptr_t)rnd64() : place(ptr, buf, sizeof(buf));
+	calls++;
+	r = ioctl(ctl_fd[fdk], (unsigned long)c, arg);
+	err = r < 0 ? errno : 0;
+	count_result(err);
+	if (trace)
+		fprintf(stderr, "call #%lld: /dev/lofictl cmd=%#x (%s) -> %s\n", calls, c, desc, ename(err));
+	if (err != ENOTTY)
+		unexp("/dev/lofictl fd=%s cmd=%#x (%s) arg=%p -> got %s (r=%d), want ENOTTY", ctl_fd_name[fdk],
+		      c, desc, arg, ename(err), r);
+	if (!err)
+		resync();	/* who knows what it did */
+}
+
+/* ---------------------------------------------------------------------- */
+/* Control command episodes                                               */
+
+/* A plausible li_minor. */
+static uint32_t rnd_minor(void)
+{
+	unsigned n;
+
+	switch (rndn(12)) {
+	case 0: return 0;
+	case 1: return 1;
+	case 2: return maxn;
+	case 3: return maxn + 1;
+	case 4: return 0xffffffffu;
+	case 5: return rnd32();
+	case 6: return maxn + 1 + rndn(1000);
+	case 7: return 0x80000000u + maxn;
+	default:
+		/* a mapped (or gone) one when there is one, else any valid one */
+		for (n = 0; n < 8; n++) {
+			unsigned m = 1 + rndn(maxn);
+
+			if (slots[m].state != S_FREE)
+				return m;
+		}
+		return 1 + rndn(maxn);
+	}
+}
+
+/* A fixture name: any (not the special ones), a good one, or that of a
+ * current mapping. Returns the index into names[], with *LABEL. */
+static int rnd_name(void)
+{
+	unsigned i;
+
+	if (chance(200)) {
+		for (i = 0; i < 8; i++) {
+			unsigned m = 1 + rndn(maxn);
+			unsigned k;
+
+			if (slots[m].state != S_MAPPED)
+				continue;
+			for (k = 0; k < nnames; k++)
+				if (!names[k].special && strcmp(names[k].buf, slots[m].name) == 0)
+					return (int)k;
+		}
+	}
+	for (;;) {
+		unsigned k = rndn(nnames);
+
+		if (names[k].special)
+			continue;
+		if (chance(300) && !names[k].good)
+			continue;
+		return (int)k;
+	}
+}
+
+/* Fill a structure with plausible contents for command CI. */
+static int plausible(int ci, struct lofi_ioctl *li)
+{
+	int idx = -1;
+
+	if (ci == C_MAP || ci == C_MAP_MINOR || ci == C_UNMAP || ci == C_GET_MINOR || chance(50))
+		idx = rnd_name();
+	li_plain(li, idx);
+	li->li_minor = rnd_minor();
+	if (ci == C_UNMAP || ci == C_UNMAP_MINOR || chance(50)) {
+		li->li_force = chance(300) ? rnd_flag() : 0;
+		li->li_cleanup = chance(300) ? rnd_flag() : 0;
+	}
+	li->li_readonly = rnd_flag();
+	if (chance(30))
+		li->li_algorithm[0] = 'g', li->li_algorithm[1] = 'z';
+	if (chance(30))
+		rnd_fill(li->li_devpath, sizeof(li->li_devpath));	/* output only */
+	if (chance(20))
+		rnd_fill(li->li_algorithm + 1, sizeof(li->li_algorithm) - 1);	/* after the NUL */
+	return idx;
+}
+
+static const char *label_of(int idx)
+{
+	return idx >= 0 ? names[idx].label : "-";
+}
+
+/* Keep the number of live mappings bounded, and N = MAX mapped. */
+static void maintain(void)
+{
+	struct lofi_ioctl li;
+	unsigned n, tries;
+
+	if (live_count() > MAX_LIVE) {
+		for (tries = 0; tries < 32; tries++) {
+			n = 1 + rndn(maxn);
+			if (slots[n].state != S_MAPPED || slots[n].held || n == maxn)
+				continue;
+			li_plain(&li, -1);
+			li.li_minor = n;
+			li.li_force = chance(200);
+			ctl_call(C_UNMAP_MINOR, 0, P_GOOD, &li, "maintenance: too many mappings");
+			break;
+		}
+	}
+	if (slots[maxn].state == S_FREE && anchor_idx >= 0) {
+		struct expect e;
+
+		li_plain(&li, anchor_idx);
+		li.li_minor = maxn;
+		li.li_readonly = 1;
+		/* Not when anchor.img is mapped writable elsewhere (EBUSY). */
+		predict(C_MAP_MINOR, 0, P_GOOD, &li, &e);
+		if (!e.skip && e.err == 0)
+			ctl_call(C_MAP_MINOR, 0, P_GOOD, &li, "maintenance: map anchor.img at MAX");
+	}
+}
+
+/* Fill the table with read-only mappings of fill.img until EAGAIN, then
+ * unmap them again. */
+static void fill_episode(void)
+{
+	struct lofi_ioctl li;
+	unsigned mine[4096], nmine = 0, i;
+	int r = 0, guard;
+
+	cur_what = "fill episode";
+	for (guard = 0; guard < (int)maxn + 2; guard++) {
+		li_plain(&li, fill_idx);
+		li.li_readonly = 1;
+		r = ctl_call(C_MAP, 0, P_GOOD, &li, "fill.img ro");
+		if (r == 0 && nmine < 4096) {
+			unsigned n;
+
+			for (n = 1; n <= maxn; n++)
+				if (slots[n].state == S_MAPPED && strcmp(slots[n].name, names[fill_idx].buf) == 0) {
+					for (i = 0; i < nmine && mine[i] != n; i++)
+						;
+					if (i == nmine)
+						mine[nmine++] = n;
+				}
+		}
+		if (r)
+			break;
+	}
+	if (r != EAGAIN)
+		unexp("fill episode: the last MAP_FILE returned %s, want EAGAIN", ename(r));
+	for (i = 0; i < nmine; i++) {
+		int k;
+
+		for (k = 0; k < 100; k++) {
+			if (slots[mine[i]].state != S_MAPPED || slots[mine[i]].held)
+				break;
+			li_plain(&li, -1);
+			li.li_minor = mine[i];
+			li.li_force = k >= 50;
+			if (ctl_call(C_UNMAP_MINOR, 0, P_GOOD, &li, "fill episode cleanup") != EBUSY)
+				break;
+			sleep_ms(20);
+		}
+	}
+	cur_what = "";
+}
+
+/* ---------------------------------------------------------------------- */
+/* Block device calls                                                     */
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/* Open a mapped (or gone) device. */
+static void open_one(void)
+{
+	char p[64];
+	unsigned n = 0, tries;
+	int fd, err, want_err;
+
+	for (tries = 0; tries < 16; tries++) {
+		unsigned m = 1 + rndn(maxn);
+
+		if (slots[m].state != S_FREE) {
+			n = m;
+			break;
+		}
+	}
+	if (!n)
+		return;
+	snprintf(p, sizeof(p), "/dev/lofi/%u", n);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	err = fd < 0 ? errno : 0;
+	opens++;
+	if (trace)
+		fprintf(stderr, "open %s -> %s\n", p, ename(err));
+	want_err = slots[n].state == S_GONE ? ENXIO : 0;
+	if (err != want_err) {
+		unexp("open(%s, O_RDONLY) of a %s device -> %s, want %s", p,
+		      slots[n].state == S_GONE ? "gone" : "mapped", ename(err), ename(want_err));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (fd < 0)
+		return;
+	if (nheld >= MAX_HELD) {
+		close(fd);
+		return;
+	}
+	held[nheld].fd = fd;
+	held[nheld].n = n;
+	nheld++;
+	slots[n].held++;
+}
+
+/*
+ * Right after the fuzzer's last close of a device that was force-unmapped
+ * or detached (li_cleanup) while open. Force-unmapped: it is no mapping
+ * (GET_FILENAME and UNMAP_FILE_MINOR: ENXIO, GET_MINOR does not find it)
+ * and its number stays in use until the removal work has run
+ * (Documentation/userspace-api/lofi.rst, "Forced unmap"); the model says
+ * just that with S_GONE. Detached: the same from its last close on, but
+ * udev may hold it open still (a new disk, or one that lofi opened for
+ * writing when asked to map /dev/lofi/N, is probed), and then it is still
+ * a mapping: GET_FILENAME may succeed (counted, udev-held=).
+ */
+static long long udev_held, pairs;
+
+static void probe_removing(unsigned n)
+{
+	struct lofi_ioctl li;
+	char label[96];
+	const char *saved = cur_what;
+	char *name = slots[n].name ? strdup(slots[n].name) : NULL;
+	int gone = slots[n].state == S_GONE;
+
+	snprintf(label, sizeof(label), "right after the last close of %s device %u",
+		 gone ? "force-unmapped" : "detached", n);
+	cur_what = label;
+	no_resync = 1;	/* settle() follows; a resync would race the removal */
+	li_plain(&li, -1);
+	li.li_minor = n;
+	if (!gone) {
+		calls++;
+		if (ioctl(ctl_fd[2], LOFI_GET_FILENAME, &li) == 0) {
+			count_result(0);
+			udev_held++;
+			if (strcmp(li.li_filename, slots[n].name) != 0)
+				unexp("GET_FILENAME %u %s: %s, want %s or ENXIO", n, label, li.li_filename,
+				      slots[n].name);
+		} else {
+			count_result(errno);
+			if (errno != ENXIO)
+				unexp("GET_FILENAME %u %s -> %s, want ENXIO (or success while udev holds it)",
+				      n, label, ename(errno));
+		}
+		goto out;
+	}
+	ctl_call(C_GET_FILENAME, 2, P_GOOD, &li, "-");
+	if (chance(500)) {
+		li_plain(&li, -1);
+		li.li_minor = n;
+		li.li_force = rnd_flag();
+		li.li_cleanup = rnd_flag();
+		ctl_call(C_UNMAP_MINOR, 0, P_GOOD, &li, "-");
+	}
+	if (name && strlen(name) < PATH_MAX) {
+		li_plain(&li, -1);
+		memcpy(li.li_filename, name, strlen(name) + 1);
+		ctl_call(C_GET_MINOR, 2, P_GOOD, &li, "its file");
+	}
+out:
+	free(name);
+	cur_what = saved;
+	no_resync = 0;
+}
+
+/* Close held descriptor I; the last close of a gone or detached device
+ * removes it. */
+static void close_held(int i)
+{
+	unsigned n = held[i].n;
+	int last;
+
+	if (trace)
+		fprintf(stderr, "close /dev/lofi/%u\n", n);
+	close(held[i].fd);
+	held[i] = held[--nheld];
+	slots[n].held--;
+	last = slots[n].held == 0;
+	if (!last || (slots[n].state != S_GONE && !slots[n].detach))
+		return;
+	probe_removing(n);
+	settle(n);
+}
+
+/* The fake geometry of Documentation/userspace-api/lofi.rst. */
+static void fake_geo(uint64_t c, unsigned *h, unsigned *s, unsigned *cyl)
+{
+	*h = c < 4096 ? 8 : 20;
+	*s = c < 4096 ? 25 : 30;
+	*cyl = c / (*h * *s) > 65535 ? 65535 : (unsigned)(c / (*h * *s));
+	if (c < (uint64_t)*h * *s) {
+		*h = 1;
+		*s = (unsigned)c;
+		*cyl = 1;
+	}
+}
+
+static void blk_result(unsigned n, const char *what, int ptr, int err, int want_err)
+{
+	if (trace)
+		fprintf(stderr, "call #%lld: /dev/lofi/%u %s arg=%s -> %s (want %s)\n", calls, n, what,
+			ptr_name[ptr], ename(err), ename(want_err));
+	if (err != want_err)
+		unexp("/dev/lofi/%u (%s): %s arg=%s -> got %s, want %s", n,
+		      slots[n].state == S_GONE ? "gone" : slots[n].detach ? "detached" : "mapped", what,
+		      ptr_name[ptr], ename(err), ename(want_err));
+}
+
+static void blk_call(void)
+{
+	int i = rndn(nheld), fd = held[i].fd, ptr, err, r;
+	unsigned n = held[i].n;
+	struct slot *s = &slots[n];
+	uint32_t cur = s->state == S_GONE ? DKIO_DEV_GONE : DKIO_INSERTED;
+	unsigned kind = rndn(100);
+	char buf[64];
+	void *arg;
+
+	if (kind < 30) {
+		/* DKIOCSTATE with a state other than the current one: at once. */
+		static const uint32_t states[] = { DKIO_NONE, DKIO_EJECTED, DKIO_INSERTED, DKIO_DEV_GONE, 4,
+						   0xffffffffu };
+		uint32_t st;
+
+		do
+			st = chance(900) ? states[rndn(6)] : rnd32();
+		while (st == cur);
+		struct itimerval guard = { { 0, 0 }, { 2, 0 } }, off = { { 0, 0 }, { 0, 0 } };
+
+		ptr = chance(600) ? P_GOOD : 1 + rndn(P_COUNT - 1);
+		arg = place(ptr, &st, sizeof(st));
+		calls++;
+		/* Must not block; if it does, a timer ends it (EINTR: unexpected). */
+		setitimer(ITIMER_REAL, &guard, NULL);
+		r = ioctl(fd, DKIOCSTATE, arg);
+		err = r < 0 ? errno : 0;
+		setitimer(ITIMER_REAL, &off, NULL);
+		count_result(err);
+		snprintf(buf, sizeof(buf), "DKIOCSTATE(%#x)", st);
+		blk_result(n, buf, ptr, err, ptr == P_GOOD ? 0 : EFAULT);
+		if (!err && ptr == P_GOOD && *(uint32_t *)arg != cur)
+			unexp("/dev/lofi/%u: DKIOCSTATE(%#x) returned state %u, want %u", n, st,
+			      *(uint32_t *)arg, cur);
+	} else if (kind < 31) {
+		/* DKIOCSTATE with the current state: blocks; a timer interrupts it. */
+		struct itimerval it = { { 0, 5000 }, { 0, 5000 } }, off = { { 0, 0 }, { 0, 0 } };
+		uint32_t st = cur;
+
+		setitimer(ITIMER_REAL, &it, NULL);
+		calls++;
+		r = ioctl(fd, DKIOCSTATE, &st);
+		err = r < 0 ? errno : 0;
+		setitimer(ITIMER_REAL, &off, NULL);
+		count_result(err);
+		blk_result(n, "DKIOCSTATE(current state) interrupted by SIGALRM", P_GOOD, err, EINTR);
+	} else if (kind < 45) {
+		/* HDIO_GETGEO */
+		struct hd_geometry g;
+		unsigned h, sec, cyl;
+
+		memset(&g, 0xa5, sizeof(g));
+		ptr = chance(500) ? P_GOOD : 1 + rndn(P_COUNT - 1);
+		arg = place(ptr, &g, sizeof(g));
+		calls++;
+		r = ioctl(fd, HDIO_GETGEO, arg);
+		err = r < 0 ? errno : 0;
+		count_result(err);
+		/* block/ioctl.c blkdev_getgeo(): NULL is EINVAL, else the copy-out faults. */
+		blk_result(n, "HDIO_GETGEO", ptr, err, ptr == P_GOOD ? 0 : ptr == P_NULL ? EINVAL : EFAULT);
+		if (!err && ptr == P_GOOD && s->sectors) {
+			memcpy(&g, arg, sizeof(g));
+			fake_geo(s->sectors, &h, &sec, &cyl);
+			if (g.heads != h || g.sectors != sec || g.cylinders != cyl || g.start != 0)
+				unexp("/dev/lofi/%u: HDIO_GETGEO of %" PRIu64 " sectors: %u/%u/%u start %lu, want %u/%u/%u start 0",
+				      n, s->sectors, g.heads, g.sectors, g.cylinders, (unsigned long)g.start, h, sec, cyl);
+		}
+	} else if (kind < 60) {
+		/* Block layer queries; bad pointers fault. */
+		static const struct { unsigned long cmd; const char *name; size_t size; } q[] = {
+			{ BLKGETSIZE64, "BLKGETSIZE64", 8 },
+			{ BLKSSZGET, "BLKSSZGET", 4 },
+			{ BLKPBSZGET, "BLKPBSZGET", 4 },
+			{ BLKROGET, "BLKROGET", 4 },
+		};
+		unsigned qi = rndn(4);
+		uint64_t v = 0;
+
+		ptr = chance(500) ? P_GOOD : 1 + rndn(P_COUNT - 1);
+		arg = place(ptr, &v, q[qi].size);
+		calls++;
+		r = ioctl(fd, q[qi].cmd, arg);
+		err = r < 0 ? errno : 0;
+		count_result(err);
+		blk_result(n, q[qi].name, ptr, err, ptr == P_GOOD ? 0 : EFAULT);
+		if (!err && ptr == P_GOOD && s->state == S_MAPPED) {
+			uint64_t got = 0, want = 0;
+
+			memcpy(&got, arg, q[qi].size);
+			switch (qi) {
+			case 0: want = s->sectors * 512; break;
+			case 1: want = 512; break;	/* the logical block size */
+			case 2: want = got; break;	/* the physical one: not documented */
+			default: want = (uint64_t)s->ro; break;
+			}
+			if (s->sectors && got != want)
+				unexp("/dev/lofi/%u: %s = %" PRIu64 ", want %" PRIu64, n, q[qi].name, got, want);
+		}
+	} else {
+		/* Random numbers, control commands, DKIOCSTATE with the wrong size. */
+		const char *desc;
+		uint32_t c = random_cmd(1, &desc);
+		char junk[LI_SIZE];
+
+		rnd_fill(junk, sizeof(junk));
+		ptr = rndn(P_COUNT);
+		arg = place(ptr, junk, sizeof(junk));
+		calls++;
+		r = ioctl(fd, (unsigned long)c, arg);
+		err = r < 0 ? errno : 0;
+		count_result(err);
+		snprintf(buf, sizeof(buf), "cmd %#x (%.40s)", c, desc);
+		blk_result(n, buf, ptr, err, ENOTTY);
+	}
+}
+
+/*
+ * Two devices force-unmapped while the fuzzer holds them, then closed one
+ * right after the other: the removal of the second waits behind that of
+ * the first (the removals run one at a time), so the time between its
+ * last close and its removal is long enough to look at it. The
+ * documentation: a force-unmapped device is no longer a mapping
+ * (GET_FILENAME and UNMAP_FILE_MINOR fail with ENXIO) until the last close
+ * removes it; it must not come back as a mapping after the last close.
+ */
+static void gone_pair_episode(void)
+{
+	static const char *const imgs[] = { "img0", "img1", "img2", "img3", "img4" };
+	struct lofi_ioctl li;
+	unsigned ns[2], k, found = 0, n;
+	int fds[2], i;
+	char p[64];
+
+	cur_what = "gone pair episode";
+	for (k = 0; k < 5 && found < 2; k++) {
+		struct expect e;
+
+		for (n = 1; n < maxn && slots[n].state != S_FREE; n++)
+			;
+		if (n >= maxn)
+			break;
+		li_plain(&li, -1);
+		snprintf(li.li_filename, sizeof(li.li_filename), "%s", dpath(imgs[k]));
+		li.li_minor = n;
+		predict(C_MAP_MINOR, 0, P_GOOD, &li, &e);
+		if (e.skip || e.err)
+			continue;
+		if (ctl_call(C_MAP_MINOR, 0, P_GOOD, &li, imgs[k]) == 0)
+			ns[found++] = n;
+	}
+	if (found == 2)
+		pairs++;
+	for (i = 0; i < (int)found; i++) {
+		snprintf(p, sizeof(p), "/dev/lofi/%u", ns[i]);
+		fds[i] = open(p, O_RDONLY | O_CLOEXEC);
+		opens++;
+		if (fds[i] < 0) {
+			unexp("gone pair episode: open %s: %s", p, ename(errno));
+			found = i;
+			break;
+		}
+		slots[ns[i]].held++;
+		li_plain(&li, -1);
+		li.li_minor = ns[i];
+		if (chance(700))
+			li.li_force = rnd_flag() | 1;
+		else
+			li.li_cleanup = rnd_flag() | 1;
+		ctl_call(C_UNMAP_MINOR, 0, P_GOOD, &li, "forced or detached, held open");
+	}
+	for (i = 0; i < (int)found; i++) {
+		close(fds[i]);
+		slots[ns[i]].held--;
+	}
+	/* The second one first: its removal waits behind the first's. */
+	for (i = (int)found - 1; i >= 0; i--)
+		if (slots[ns[i]].state == S_GONE || slots[ns[i]].detach)
+			probe_removing(ns[i]);
+	/* The file of a device being removed can be mapped again at once. */
+	if (found && slots[ns[0]].state == S_GONE && slots[ns[0]].name) {
+		for (n = 1; n < maxn && slots[n].state != S_FREE; n++)
+			;
+		if (n < maxn) {
+			li_plain(&li, -1);
+			snprintf(li.li_filename, sizeof(li.li_filename), "%s", slots[ns[0]].name);
+			li.li_minor = n;
+			ctl_call(C_MAP_MINOR, 0, P_GOOD, &li, "the file of a device being removed");
+		}
+	}
+	for (i = 0; i < (int)found; i++)
+		if (slots[ns[i]].state == S_GONE || slots[ns[i]].detach)
+			settle(ns[i]);
+	cur_what = "";
+}
+
+/* An unmap of a held device: forced (gone) or detach at last close. */
+static void held_unmap(void)
+{
+	struct lofi_ioctl li;
+	int i = rndn(nheld);
+	unsigned n = held[i].n;
+	int by_name = chance(300);
+
+	if (slots[n].state != S_MAPPED)
+		return;
+	li_plain(&li, -1);
+	if (by_name && slots[n].name && strlen(slots[n].name) < PATH_MAX)
+		memcpy(li.li_filename, slots[n].name, strlen(slots[n].name) + 1);
+	else
+		by_name = 0;
+	li.li_minor = n;
+	switch (rndn(3)) {
+	case 0: li.li_force = rnd_flag() | 1; break;
+	case 1: li.li_cleanup = rnd_flag() | 1; break;
+	default: break;	/* EBUSY */
+	}
+	ctl_call(by_name ? C_UNMAP : C_UNMAP_MINOR, rndn(2), P_GOOD, &li, "unmap of a held device");
+}
+
+static void blk_op(void)
+{
+	unsigned k = rndn(1000);
+
+	if (nheld == 0 || (k < 40 && nheld < MAX_HELD)) {
+		open_one();
+		return;
+	}
+	if (k < 60) {
+		close_held(rndn(nheld));
+		return;
+	}
+	if (k < 65) {
+		held_unmap();
+		return;
+	}
+	blk_call();
+}
+
+/* ---------------------------------------------------------------------- */
+/* The mix                                                                */
+
+static void fuzz_one(void)
+{
+	struct lofi_ioctl li;
+	unsigned k = rndn(1000);
+	int ci, idx, fdk;
+
+	if (k < 250) {
+		/* Well-formed queries. */
+		static const int q[] = { C_GET_FILENAME, C_GET_FILENAME, C_GET_MINOR, C_GET_MINOR, C_GET_MAXMINOR };
+
+		ci = q[rndn(5)];
+		idx = plausible(ci, &li);
+		li.li_force = rnd_flag();
+		ctl_call(ci, rndn(3), P_GOOD, &li, label_of(idx));
+	} else if (k < 370) {
+		/* Any command, the structure cannot be read. */
+		ci = rndn(LOFI_NR_COMMANDS);
+		idx = plausible(ci, &li);
+		ctl_call(ci, rndn(3), rnd_bad_read_ptr(), &li, label_of(idx));
+	} else if (k < 410) {
+		/* Readable, not writable: mostly queries. */
+		ci = chance(800) ? C_GET_FILENAME + rndn(3) : rndn(4);
+		idx = plausible(ci, &li);
+		ctl_call(ci, rndn(3), chance(500) ? P_RO : P_RO_TAIL, &li, label_of(idx));
+	} else if (k < 560) {
+		random_ctl_cmd();
+	} else if (k < 660) {
+		/* Random contents (the reserved words too, mostly). */
+		ci = rndn(LOFI_NR_COMMANDS);
+		rnd_fill(&li, sizeof(li));
+		if (chance(300))
+			memset(li.li_reserved, 0, sizeof(li.li_reserved));
+		if (chance(300))
+			li.li_minor = rnd_minor();
+		ctl_call(ci, rndn(3), P_GOOD, &li, "random contents");
+	} else if (k < 710) {
+		/* Plausible, with a reserved word set. */
+		ci = rndn(LOFI_NR_COMMANDS);
+		idx = plausible(ci, &li);
+		li.li_reserved[rndn(15)] = chance(500) ? 1 : rnd32() | 0x80;
+		ctl_call(ci, rndn(3), P_GOOD, &li, label_of(idx));
+	} else if (k < 725) {
+		/* Plausible commands that change mappings. */
+		ci = rndn(4);
+		idx = plausible(ci, &li);
+		fdk = chance(850) ? rndn(2) : 2;
+		ctl_call(ci, fdk, P_GOOD, &li, label_of(idx));
+	} else {
+		double t0 = now();
+
+		blk_op();
+		t_blk += now() - t0;
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+
+static void write_model(void)
+{
+	char p[PATH_MAX];
+	unsigned n;
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/model.list", dir);
+	f = fopen(p, "w");
+	if (!f)
+		die("%s: %s", p, strerror(errno));
+	for (n = 1; n <= maxn; n++)
+		if (slots[n].state == S_MAPPED)
+			fprintf(f, "%u /dev/lofi/%u %s %s\n", n, n, slots[n].ro ? "ro" : "rw", slots[n].name);
+	if (fclose(f))
+		die("%s: %s", p, strerror(errno));
+}
+
+int main(int argc, char **argv)
+{
+	struct lofi_ioctl li;
+	struct sigaction sa;
+	long long target, next_check = CHECK_EVERY, next_pair = PAIR_EVERY / 2, next_progress = 10000;
+	long long fill1, fill2;
+	double t0 = now();
+	char *end;
+	unsigned i;
+	int first;
+
+	if (argc != 4)
+		goto usage;
+	target = strtoll(argv[2], &end, 10);
+	if (*end || target <= 0)
+		goto usage;
+	seed = strtoull(argv[3], &end, 10);
+	if (*end)
+		goto usage;
+	rng = seed;
+	trace = getenv("LOFI_FUZZ_TRACE") && strcmp(getenv("LOFI_FUZZ_TRACE"), "1") == 0;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("lofi_fuzz: seed %llu, %lld calls, %zu-bit, struct lofi_ioctl %zu bytes\n", seed, target,
+	       sizeof(void *) * 8, LI_SIZE);
+
+	mkdir(argv[1], 0755);
+	{
+		char real[PATH_MAX];
+
+		if (!realpath(argv[1], real))
+			die("%s: %s", argv[1], strerror(errno));
+		if (strlen(real) >= 200)
+			die("%s: the scratch directory's path is too long", real);
+		strcpy(dir, real);
+	}
+	if (chdir(dir))
+		die("chdir %s: %s", dir, strerror(errno));
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm;	/* no SA_RESTART: DKIOCSTATE returns EINTR */
+	sigaction(SIGALRM, &sa, NULL);
+
+	ctl_fd[0] = open(CTL_PATH, O_RDWR | O_CLOEXEC);
+	ctl_fd[1] = open(CTL_PATH, O_WRONLY | O_CLOEXEC);
+	ctl_fd[2] = open(CTL_PATH, O_RDONLY | O_CLOEXEC);
+	if (ctl_fd[0] < 0 || ctl_fd[1] < 0 || ctl_fd[2] < 0)
+		die("open %s: %s", CTL_PATH, strerror(errno));
+	memset(&li, 0, sizeof(li));
+	if (ioctl(ctl_fd[2], LOFI_GET_MAXMINOR, &li))
+		die("LOFI_GET_MAXMINOR: %s", strerror(errno));
+	maxn = li.li_minor;
+	if (maxn < 2 || maxn > 65536)
+		die("lofi_max_files %u: the fuzzer wants 2 .. 65536", maxn);
+	slots = calloc(maxn + 2, sizeof(*slots));
+	if (!slots)
+		die("out of memory");
+	setup_areas();
+	setup_fixtures();
+	resync();	/* mappings that exist already (an earlier run) */
+	first = printed;
+	maintain();	/* N = MAX mapped */
+	make_blk_node();
+	if (printed != first)
+		die("setup failed");
+	fill1 = target / 3;
+	fill2 = 2 * target / 3;
+	{
+		struct timespec ts = { 0, 20000000 };
+		double t = now();
+		int r = nanosleep(&ts, NULL), e = errno;
+
+		printf("lofi_fuzz: max %u, %u fixture names, DIR %s; nanosleep(20 ms): %s, %.1f ms\n",
+		       maxn, nnames, dir, r ? ename(e) : "0", (now() - t) * 1000);
+	}
+
+	while (calls < target) {
+		if (calls >= next_progress) {
+			printf("lofi_fuzz: %lld calls, %lld unexpected, %.0f s\n", calls, unexpected, now() - t0);
+			next_progress = calls + 10000;
+		}
+		fuzz_one();
+		maintain();
+		if (calls >= next_check) {
+			check_model("periodic model check");
+			next_check = calls + CHECK_EVERY;
+		}
+		if (calls >= next_pair) {
+			gone_pair_episode();
+			next_pair = calls + PAIR_EVERY;
+		}
+		if (fill1 >= 0 && calls >= fill1) {
+			fill_episode();
+			fill1 = -1;
+		} else if (fill2 >= 0 && calls >= fill2) {
+			fill_episode();
+			fill2 = -1;
+		}
+	}
+
+	/* Close what is held (removing gone and detached devices), check. */
+	while (nheld)
+		close_held(nheld - 1);
+	maintain();	/* at least N = MAX mapped: the list to compare is not empty */
+	check_model("final model check");
+	write_model();
+	clear_immutable();
+
+	printf("lofi_fuzz: %.1f s, %lld calls (%.0f/s), %lld ok, %lld skipped as unpredictable, "
+	       "%lld opens, %d mappings at the end\n", now() - t0, calls, calls / (now() - t0 + 1e-9),
+	       ok_calls, skipped, opens, live_count());
+	printf("lofi_fuzz: time in successful maps and unmaps %.1f s, other control calls %.1f s, "
+	       "waits for removals %.1f s, block device operations %.1f s\n",
+	       t_mutate, t_ctl, t_settle, t_blk);
+	printf("lofi_fuzz: %lld waits for a number to be free again after an unmap of an open device "
+	       "(%lld probes), longest %.2f s\n", settles, free_probes, settle_max);
+	printf("RESULT calls=%lld unexpected=%lld maps=%lld unmaps=%lld ebusy=%lld udev-waits=%lld "
+	       "udev-held=%lld gone-pairs=%lld mappings=%d seed=%llu errnos=", calls, unexpected, maps,
+	       unmaps, ebusy, udev_waits, udev_held, pairs, live_count(), seed);
+	first = 1;
+	for (i = 1; i < 256; i++)
+		if (errcounts[i]) {
+			printf("%s%s:%lld", first ? "" : ",", ename((int)i), errcounts[i]);
+			first = 0;
+		}
+	printf("%s\n", first ? "none" : "");
+	return unexpected ? 1 : 0;
+usage:
+	fprintf(stderr, "usage: lofi_fuzz DIR CALLS SEED\n");
+	return 2;
+}
