@@ -7,6 +7,7 @@
 #   make install        install lofi.ko, lofiadm and lofiadm.8 under
 #                       DESTDIR (default: none) and PREFIX (/usr/local)
 #   make check          every test: host checks, KUnit and the VM suites
+#   make stress         the long form of the reliability scenarios
 #   make run            boot a VM with lofi loaded and show it working
 #   make vm             an interactive shell in the test VM
 #   make kernel         install the toolchain and build the test kernel only
@@ -20,7 +21,7 @@ DESTDIR ?=
 CARGO ?= cargo
 LOFIADM_DIR := tools/lofiadm
 
-.PHONY: all modules lofiadm install check run vm kernel intree clean
+.PHONY: all modules lofiadm install check stress run vm kernel intree clean
 
 all: modules lofiadm
 
@@ -38,6 +39,9 @@ install: modules lofiadm
 
 check:
 	@tests/check.sh
+
+stress:
+	@tests/stress.sh
 
 run:
 	@scripts/run-demo.sh
