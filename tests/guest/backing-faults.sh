@@ -29,11 +29,7 @@ io_pid=
 cleanup() {
 	set +e
 	[ -z "$io_pid" ] || { kill -KILL "$io_pid"; wait "$io_pid"; } 2>/dev/null
-	if lofi_loaded; then
-		"$map" unmap-all force >/dev/null 2>&1
-		sleep 1
-		rmmod lofi 2>/dev/null
-	fi
+	lofi_teardown
 	mountpoint -q "$small" && umount "$small"
 	rm -f "$LOFI_RESULTS/$share_img"
 }

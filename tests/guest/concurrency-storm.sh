@@ -29,20 +29,7 @@ workers=$(stress_or 8 16)
 seconds=$(stress_or 40 300)
 rounds=$(stress_or 100 1000)
 
-cleanup() {
-	set +e
-	if lofi_loaded; then
-		"$map" unmap-all force >/dev/null 2>&1
-		sleep 1
-		rmmod lofi 2>/dev/null
-	fi
-}
-trap cleanup EXIT
-
-# result FILE KEY: the value of KEY in the RESULT line of FILE.
-result() {
-	sed -n 's/^RESULT .*\<'"$2"'=\([^ ]*\).*/\1/p' "$1"
-}
+trap lofi_teardown EXIT
 
 load_lofi lofi_max_files=128
 wait_for 5 test -c /dev/lofictl || fail "/dev/lofictl did not appear"

@@ -30,11 +30,7 @@ cleanup() {
 		kill -KILL "$p" 2>/dev/null
 		wait "$p" 2>/dev/null
 	done
-	if lofi_loaded; then
-		"$map" unmap-all force >/dev/null 2>&1
-		sleep 1
-		rmmod lofi 2>/dev/null
-	fi
+	lofi_teardown
 }
 trap cleanup EXIT
 

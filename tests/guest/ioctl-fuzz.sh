@@ -38,18 +38,9 @@ cleanup() {
 	# The fuzzer clears its fixture's immutable flag; make sure, so that
 	# the scratch directory can be removed.
 	chattr -i "$PWD"/fuzz64/imm.img "$PWD"/fuzz32/imm.img 2>/dev/null
-	if lofi_loaded; then
-		"$map" unmap-all force >/dev/null 2>&1
-		sleep 1
-		rmmod lofi 2>/dev/null
-	fi
+	lofi_teardown
 }
 trap cleanup EXIT
-
-# result FILE KEY: the value of KEY in the RESULT line of FILE.
-result() {
-	sed -n 's/^RESULT .*\<'"$2"'=\([^ ]*\).*/\1/p' "$1"
-}
 
 total_calls=0
 total_unexpected=0

@@ -70,3 +70,21 @@ host_delete() {
 	wait_for 10 test -f "$LOFI_RESULTS/host-delete.done" || fail "the host did not delete $1"
 	grep -q '^deleted: ' "$LOFI_RESULTS/host-delete.done" || fail "the host refused to delete $1"
 }
+
+# result FILE KEY: the value of KEY in the "RESULT key=value..." line a
+# test program wrote to FILE.
+result() {
+	sed -n 's/^RESULT .*\<'"$2"'=\([^ ]*\).*/\1/p' "$1"
+}
+
+# lofi_teardown: for a test's EXIT trap: force every mapping away and
+# unload lofi if it is loaded, ignoring errors (the test has failed).
+lofi_teardown() {
+	set +e
+	if lofi_loaded; then
+		"${LOFI_PROG_DIR:-$LOFI_ROOT/tests/guest/prog/out}/lofi_map" unmap-all force >/dev/null 2>&1
+		sleep 1
+		rmmod lofi 2>/dev/null
+	fi
+	return 0
+}

@@ -34,20 +34,7 @@ rmmod_rounds=$(stress_or 24 240)
 close_rounds=$(stress_or 45 450)
 detach_rounds=$(stress_or 45 450)
 
-cleanup() {
-	set +e
-	if lofi_loaded; then
-		"$map" unmap-all force >/dev/null 2>&1
-		sleep 1
-		rmmod lofi 2>/dev/null
-	fi
-}
-trap cleanup EXIT
-
-# result FILE KEY: the value of KEY in the RESULT line of FILE.
-result() {
-	sed -n 's/^RESULT .*\<'"$2"'=\([^ ]*\).*/\1/p' "$1"
-}
+trap lofi_teardown EXIT
 
 races=0
 # run NAME ARGS...: one lofi_storm scenario; fails the test on a failure.
