@@ -3,8 +3,11 @@
 # errno, for 64-bit callers and for 32-bit ones (compat ioctl):
 # tests/guest/prog/lofi_abi_test.c has one case per errno and per success
 # path (ENOTTY, EPERM, EFAULT, EINVAL, ERANGE, ENOENT, EACCES, EBUSY,
-# EEXIST, ENXIO, EINTR, read-only mappings, li_cleanup, forced unmap with
-# DKIOCSTATE, HDIO_GETGEO) and runs them all.  Around it, at shell level:
+# EEXIST, ENXIO, EINTR, read-only mappings, li_cleanup, the map fields
+# reserved for extensions (li_flags, li_block_size, li_offset,
+# li_sizelimit: EINVAL unless default on a map, ignored otherwise), the
+# reserved LOFI_SET_CAPACITY (ENOTTY), forced unmap with LOFI_DKIOCSTATE,
+# HDIO_GETGEO) and runs them all.  Around it, at shell level:
 # a file on a read-only mount maps read-only (EROFS fallback) and cannot be
 # written through; a block device (a loop device) works as backing store;
 # lofi_max_files is bounded to 1..65536 at insmod, reported by

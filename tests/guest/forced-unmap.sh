@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A forced unmap of a device under load: fio writes to /dev/lofi/N
-# (O_DIRECT random writes) and a DKIOCSTATE waiter sleeps on it when
+# (O_DIRECT random writes) and a LOFI_DKIOCSTATE waiter sleeps on it when
 # `lofi_map unmap N force` runs.  Then: fio stops with EIO (and does not
-# hang), the waiter wakes with DKIO_DEV_GONE, new opens fail with ENXIO
+# hang), the waiter wakes with LOFI_DKIO_DEV_GONE, new opens fail with ENXIO
 # while the device is still held open, N is not reusable (EEXIST) until the
 # last close, the data written and fsynced before the unmap is intact in
 # the backing file, and after the last close the node goes away and the
@@ -53,7 +53,7 @@ dd if=ref of="$dev" bs=1M oflag=direct conv=fsync,notrunc status=none || fail "w
 
 "$map" wait-gone "$dev" >waiter.out 2>&1 &
 waiter_pid=$!
-wait_for 20 grep -q '^waiting: DKIO_INSERTED$' waiter.out || fail "the DKIOCSTATE waiter did not start: $(cat waiter.out)"
+wait_for 20 grep -q '^waiting: DKIO_INSERTED$' waiter.out || fail "the LOFI_DKIOCSTATE waiter did not start: $(cat waiter.out)"
 
 start=$(date +%s)
 timeout -k 10 60 fio --name=forced-unmap --filename="$dev" --ioengine=psync --rw=randwrite \
@@ -84,7 +84,7 @@ esac
 grep -qE 'Input/output error|EIO|err= *5[,/]' fio.log || fail "fio failed, but not with EIO"
 [ $((fio_end - unmapped)) -le 20 ] || fail "fio took more than 20 s to stop after the forced unmap"
 
-wait_for 20 grep -q '^DKIO_DEV_GONE$' waiter.out || fail "the DKIOCSTATE waiter did not report DKIO_DEV_GONE: $(cat waiter.out)"
+wait_for 20 grep -q '^DKIO_DEV_GONE$' waiter.out || fail "the LOFI_DKIOCSTATE waiter did not report DKIO_DEV_GONE: $(cat waiter.out)"
 waiter_status=0
 wait "$waiter_pid" || waiter_status=$?
 waiter_pid=
@@ -124,4 +124,4 @@ cmp -n 4194304 ref "$dev" || fail "the remapped device does not read the data wr
 "$map" unmap "$dev" || fail "unmap failed"
 
 unload_lofi
-echo "ok: forced unmap under fio: EIO, DKIO_DEV_GONE, ENXIO/EEXIST while held, data intact, N reused"
+echo "ok: forced unmap under fio: EIO, LOFI_DKIO_DEV_GONE, ENXIO/EEXIST while held, data intact, N reused"

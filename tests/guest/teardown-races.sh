@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Reliability scenario "signals and teardown races":
-#  1. DKIOCSTATE waiters: one interrupted by a caught signal returns EINTR
+#  1. LOFI_DKIOCSTATE waiters: one interrupted by a caught signal returns EINTR
 #     and finds the device still fine; one killed by SIGKILL and one by
 #     SIGTERM die at once, and the device then unmaps without force (no
 #     open leaked); or the third is woken by a forced unmap with
-#     DKIO_DEV_GONE and the disk goes at its last close.
+#     LOFI_DKIO_DEV_GONE and the disk goes at its last close.
 #  2. rmmod racing open + MAP_FILE: either the map succeeds and rmmod is
 #     refused (EAGAIN), or rmmod wins and the map fails to open
 #     /dev/lofictl; never a mapping with the module gone. lofi is loaded

@@ -15,10 +15,14 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
-/// `PATH_MAX` of include/uapi/linux/limits.h.
-pub(crate) const PATH_MAX: usize = 4096;
+/// `LOFI_PATH_LEN`: the size of `li_filename`.
+pub(crate) const LOFI_PATH_LEN: usize = 4096;
+/// `LOFI_DEVPATH_LEN`: the size of `li_devpath`.
+pub(crate) const LOFI_DEVPATH_LEN: usize = 64;
 /// `LOFI_ALGORITHM_LEN`.
 pub(crate) const LOFI_ALGORITHM_LEN: usize = 36;
+/// `LOFI_RESERVED_WORDS`.
+pub(crate) const LOFI_RESERVED_WORDS: usize = 13;
 
 /// `struct lofi_ioctl`.
 #[repr(C)]
@@ -27,22 +31,30 @@ pub(crate) struct LofiIoctl {
     pub(crate) li_force: u32,
     pub(crate) li_cleanup: u32,
     pub(crate) li_readonly: u32,
-    pub(crate) li_filename: [u8; PATH_MAX],
-    pub(crate) li_devpath: [u8; PATH_MAX],
+    pub(crate) li_flags: u32,
+    pub(crate) li_block_size: u32,
+    pub(crate) li_offset: u64,
+    pub(crate) li_sizelimit: u64,
+    pub(crate) li_filename: [u8; LOFI_PATH_LEN],
+    pub(crate) li_devpath: [u8; LOFI_DEVPATH_LEN],
     pub(crate) li_algorithm: [u8; LOFI_ALGORITHM_LEN],
-    pub(crate) li_reserved: [u32; 15],
+    pub(crate) li_reserved: [u32; LOFI_RESERVED_WORDS],
 }
 
 // Layout of struct lofi_ioctl, as the C header has it.
-const _: () = assert!(core::mem::size_of::<LofiIoctl>() == 8304);
+const _: () = assert!(core::mem::size_of::<LofiIoctl>() == 4288);
 const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_minor) == 0);
 const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_force) == 4);
 const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_cleanup) == 8);
 const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_readonly) == 12);
-const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_filename) == 16);
-const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_devpath) == 4112);
-const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_algorithm) == 8208);
-const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_reserved) == 8244);
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_flags) == 16);
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_block_size) == 20);
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_offset) == 24);
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_sizelimit) == 32);
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_filename) == 40);
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_devpath) == 4136);
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_algorithm) == 4200);
+const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_reserved) == 4236);
 
 // SAFETY: Only integers and arrays of integers, with no padding (the
 // assertions above pin every offset and the size): any bytes are a valid
@@ -54,28 +66,35 @@ unsafe impl AsBytes for LofiIoctl {}
 unsafe impl pin_init::Zeroable for LofiIoctl {}
 
 /// `LOFI_MAP_FILE`.
-pub(crate) const LOFI_MAP_FILE: u32 = 0xe070df01;
+pub(crate) const LOFI_MAP_FILE: u32 = 0xd0c0df01;
 /// `LOFI_MAP_FILE_MINOR`.
-pub(crate) const LOFI_MAP_FILE_MINOR: u32 = 0xe070df02;
+pub(crate) const LOFI_MAP_FILE_MINOR: u32 = 0xd0c0df02;
 /// `LOFI_UNMAP_FILE`.
-pub(crate) const LOFI_UNMAP_FILE: u32 = 0xe070df03;
+pub(crate) const LOFI_UNMAP_FILE: u32 = 0xd0c0df03;
 /// `LOFI_UNMAP_FILE_MINOR`.
-pub(crate) const LOFI_UNMAP_FILE_MINOR: u32 = 0xe070df04;
+pub(crate) const LOFI_UNMAP_FILE_MINOR: u32 = 0xd0c0df04;
 /// `LOFI_GET_FILENAME`.
-pub(crate) const LOFI_GET_FILENAME: u32 = 0xe070df05;
+pub(crate) const LOFI_GET_FILENAME: u32 = 0xd0c0df05;
 /// `LOFI_GET_MINOR`.
-pub(crate) const LOFI_GET_MINOR: u32 = 0xe070df06;
+pub(crate) const LOFI_GET_MINOR: u32 = 0xd0c0df06;
 /// `LOFI_GET_MAXMINOR`.
-pub(crate) const LOFI_GET_MAXMINOR: u32 = 0xe070df07;
+pub(crate) const LOFI_GET_MAXMINOR: u32 = 0xd0c0df07;
 /// `LOFI_CHECK_COMPRESSED`.
-pub(crate) const LOFI_CHECK_COMPRESSED: u32 = 0xe070df08;
-/// `DKIOCSTATE`.
-pub(crate) const DKIOCSTATE: u32 = 0xc004df10;
+pub(crate) const LOFI_CHECK_COMPRESSED: u32 = 0xd0c0df08;
+/// `LOFI_SET_CAPACITY`.
+pub(crate) const LOFI_SET_CAPACITY: u32 = 0xd0c0df09;
+/// `LOFI_DKIOCSTATE`.
+pub(crate) const LOFI_DKIOCSTATE: u32 = 0xc004df10;
 
-/// `DKIO_INSERTED`.
-pub(crate) const DKIO_INSERTED: u32 = 0x2;
-/// `DKIO_DEV_GONE`.
-pub(crate) const DKIO_DEV_GONE: u32 = 0x3;
+/// `LOFI_DKIO_INSERTED`.
+pub(crate) const LOFI_DKIO_INSERTED: u32 = 0x2;
+/// `LOFI_DKIO_DEV_GONE`.
+pub(crate) const LOFI_DKIO_DEV_GONE: u32 = 0x3;
+
+/// `LOFI_FLAGS_KNOWN`: the `li_flags` bits this driver implements.
+pub(crate) const LOFI_FLAGS_KNOWN: u32 = 0;
+/// `LOFI_BLOCK_SIZE_DEFAULT`.
+pub(crate) const LOFI_BLOCK_SIZE_DEFAULT: u32 = 512;
 
 impl LofiIoctl {
     /// Copies a `struct lofi_ioctl` in from user space, onto the heap (it is

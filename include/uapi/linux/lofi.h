@@ -8,7 +8,15 @@
  * with Linux path sizes and ioctl encoding.
  *
  * Every structure here has the same layout for 32- and 64-bit callers:
- * only __u32 and char members, no pointers, no implicit padding.
+ * fixed-size members, 64-bit members 8-byte aligned, no implicit padding,
+ * no pointers. struct lofi_ioctl is small enough for the ioctl size field
+ * of every architecture (13 bits on alpha, mips, powerpc and sparc).
+ *
+ * Extension rules: an input field a command does not use is ignored; for
+ * the map commands a zero field means "the default"; a flag bit the driver
+ * does not know, a reserved field that is not zero, or a value the driver
+ * does not support is EINVAL, so that a new field is never silently
+ * ignored by an old driver.
  *
  * See Documentation/userspace-api/lofi.rst for every command and error.
  */
@@ -26,8 +34,23 @@
 /* Default of the lofi_max_files module parameter. */
 #define LOFI_MAX_FILES_DEFAULT	128
 
+/* Size of li_filename: a path of up to PATH_MAX - 1 bytes and its NUL. */
+#define LOFI_PATH_LEN		PATH_MAX
+/* Size of li_devpath: "/dev/lofi/65536" and room for partition suffixes. */
+#define LOFI_DEVPATH_LEN	64
 /* Size of li_algorithm (reserved for compressed images). */
 #define LOFI_ALGORITHM_LEN	36
+/* Words of li_reserved. */
+#define LOFI_RESERVED_WORDS	13
+
+/*
+ * li_flags: none is defined yet; every bit is reserved (EINVAL). Planned:
+ * partition scanning (illumos "labeled") and direct I/O.
+ */
+#define LOFI_FLAGS_KNOWN	0u
+
+/* The logical block size a mapping has when li_block_size is 0. */
+#define LOFI_BLOCK_SIZE_DEFAULT	512
 
 struct lofi_ioctl {
 	/* Mapping number N: in for the *_MINOR commands, out for the rest. */
@@ -38,14 +61,28 @@ struct lofi_ioctl {
 	__u32	li_cleanup;
 	/* LOFI_MAP_FILE*: map read-only. Out (maps and queries): 1 if read-only. */
 	__u32	li_readonly;
+	/* LOFI_MAP_FILE*: LOFI_FLAG_* bits (none yet). Out: the mapping's. */
+	__u32	li_flags;
+	/*
+	 * LOFI_MAP_FILE*: logical block size, 0 for the default (512; only
+	 * 0 and 512 are accepted so far). Out: the mapping's.
+	 */
+	__u32	li_block_size;
+	/*
+	 * LOFI_MAP_FILE*: where the mapped bytes start in the file, and how
+	 * many there are (0: to the end). Reserved: must be 0 so far.
+	 * Out: the mapping's.
+	 */
+	__aligned_u64	li_offset;
+	__aligned_u64	li_sizelimit;
 	/* Backing file: absolute path, NUL-terminated. In or out by command. */
-	char	li_filename[PATH_MAX];
+	char	li_filename[LOFI_PATH_LEN];
 	/* Out: the mapping's device node, e.g. "/dev/lofi/1". */
-	char	li_devpath[PATH_MAX];
+	char	li_devpath[LOFI_DEVPATH_LEN];
 	/* Reserved for compressed images: must be empty ("") on map. */
 	char	li_algorithm[LOFI_ALGORITHM_LEN];
-	/* Reserved for extensions: must be zero, else EINVAL. */
-	__u32	li_reserved[15];
+	/* Reserved for extensions: must be zero for every command, else EINVAL. */
+	__u32	li_reserved[LOFI_RESERVED_WORDS];
 };
 
 /* ioctl magic of lofi (not loop's 'L'). */
@@ -61,18 +98,23 @@ struct lofi_ioctl {
 #define LOFI_GET_MAXMINOR	_IOWR(LOFI_IOC_MAGIC, 7, struct lofi_ioctl)
 /* Reserved for compressed images: ENOTTY until they are supported. */
 #define LOFI_CHECK_COMPRESSED	_IOWR(LOFI_IOC_MAGIC, 8, struct lofi_ioctl)
+/*
+ * Reserved: re-read the backing file's size (and a new li_sizelimit) of
+ * mapping li_minor and apply it. ENOTTY until it is supported.
+ */
+#define LOFI_SET_CAPACITY	_IOWR(LOFI_IOC_MAGIC, 9, struct lofi_ioctl)
 
 /*
  * Block device ioctl on /dev/lofi/N: pass the state the caller last saw;
  * the call blocks until the device's state differs from it (EINTR on a
  * signal) and returns the current state in the same integer.
  */
-#define DKIOCSTATE		_IOWR(LOFI_IOC_MAGIC, 0x10, __u32)
+#define LOFI_DKIOCSTATE		_IOWR(LOFI_IOC_MAGIC, 0x10, __u32)
 
-/* States reported by DKIOCSTATE (illumos enum dkio_state values). */
-#define DKIO_NONE		0	/* "tell me the state now" */
-#define DKIO_EJECTED		1	/* unused by lofi */
-#define DKIO_INSERTED		2	/* mapped and usable */
-#define DKIO_DEV_GONE		3	/* force-unmapped: the file is closed */
+/* States reported by LOFI_DKIOCSTATE (illumos enum dkio_state values). */
+#define LOFI_DKIO_NONE		0	/* "tell me the state now" */
+#define LOFI_DKIO_EJECTED	1	/* unused by lofi */
+#define LOFI_DKIO_INSERTED	2	/* mapped and usable */
+#define LOFI_DKIO_DEV_GONE	3	/* force-unmapped: the file is closed */
 
 #endif /* _UAPI_LINUX_LOFI_H */

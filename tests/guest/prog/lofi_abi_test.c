@@ -2,7 +2,9 @@
 /*
  * lofi_abi_test: the user-space contract of /dev/lofictl and /dev/lofi/N,
  * case by case: every errno of the driver contract, the success paths,
- * li_cleanup, forced unmap with DKIOCSTATE, EINTR and HDIO_GETGEO.
+ * li_cleanup, the map fields reserved for extensions (li_flags,
+ * li_block_size, li_offset, li_sizelimit), forced unmap with
+ * LOFI_DKIOCSTATE, EINTR and HDIO_GETGEO.
  *
  * usage: lofi_abi_test [--max N] SCRATCH_DIR [CASE...]
  *
@@ -57,13 +59,30 @@
 #include "lofi_prog.h"
 
 /* The ABI promise: one layout for 32- and 64-bit callers. */
-_Static_assert(sizeof(struct lofi_ioctl) == 16 + 2 * PATH_MAX + LOFI_ALGORITHM_LEN + 15 * 4,
-	       "struct lofi_ioctl has padding or changed size");
-_Static_assert(offsetof(struct lofi_ioctl, li_filename) == 16, "li_filename offset");
-_Static_assert(offsetof(struct lofi_ioctl, li_devpath) == 16 + PATH_MAX, "li_devpath offset");
-_Static_assert(offsetof(struct lofi_ioctl, li_algorithm) == 16 + 2 * PATH_MAX, "li_algorithm offset");
-_Static_assert(offsetof(struct lofi_ioctl, li_reserved) == 16 + 2 * PATH_MAX + LOFI_ALGORITHM_LEN,
+#define LI_FIXED (6 * 4 + 2 * 8)	/* the __u32 and __aligned_u64 members */
+_Static_assert(sizeof(struct lofi_ioctl) == 4288, "struct lofi_ioctl changed size");
+_Static_assert(sizeof(struct lofi_ioctl) ==
+		       LI_FIXED + LOFI_PATH_LEN + LOFI_DEVPATH_LEN + LOFI_ALGORITHM_LEN + LOFI_RESERVED_WORDS * 4,
+	       "struct lofi_ioctl has padding");
+_Static_assert(sizeof(struct lofi_ioctl) < (1 << 13), "too large for a 13-bit ioctl size field");
+_Static_assert(_Alignof(struct lofi_ioctl) == 8, "struct lofi_ioctl is not 8-byte aligned");
+_Static_assert(offsetof(struct lofi_ioctl, li_readonly) == 12, "li_readonly offset");
+_Static_assert(offsetof(struct lofi_ioctl, li_flags) == 16, "li_flags offset");
+_Static_assert(offsetof(struct lofi_ioctl, li_block_size) == 20, "li_block_size offset");
+_Static_assert(offsetof(struct lofi_ioctl, li_offset) == 24, "li_offset offset");
+_Static_assert(offsetof(struct lofi_ioctl, li_sizelimit) == 32, "li_sizelimit offset");
+_Static_assert(offsetof(struct lofi_ioctl, li_filename) == LI_FIXED, "li_filename offset");
+_Static_assert(offsetof(struct lofi_ioctl, li_devpath) == LI_FIXED + LOFI_PATH_LEN, "li_devpath offset");
+_Static_assert(offsetof(struct lofi_ioctl, li_algorithm) == LI_FIXED + LOFI_PATH_LEN + LOFI_DEVPATH_LEN,
+	       "li_algorithm offset");
+_Static_assert(offsetof(struct lofi_ioctl, li_reserved) ==
+		       LI_FIXED + LOFI_PATH_LEN + LOFI_DEVPATH_LEN + LOFI_ALGORITHM_LEN,
 	       "li_reserved offset");
+_Static_assert(sizeof(((struct lofi_ioctl *)0)->li_devpath) == LOFI_DEVPATH_LEN, "li_devpath size");
+_Static_assert(LOFI_PATH_LEN == PATH_MAX, "li_filename holds a path of PATH_MAX - 1 bytes");
+
+/* The size of struct lofi_ioctl before li_flags .. li_sizelimit were added. */
+#define LI_OLD_SIZE 8304
 
 #define KiB 1024LL
 #define MiB (1024LL * KiB)
@@ -280,9 +299,24 @@ static int read_sysfs_ll(const char *path, long long *v)
 }
 
 /*
+ * The fields a map or a query returns for every mapping so far: no flags,
+ * the default block size, the whole file.
+ */
+static void check_mapping_fields(const char *what, const struct lofi_ioctl *li)
+{
+	CHECK(li->li_flags == 0, "%s: li_flags: got %#x want 0", what, li->li_flags);
+	CHECK(li->li_block_size == LOFI_BLOCK_SIZE_DEFAULT, "%s: li_block_size: got %u want %d", what,
+	      li->li_block_size, LOFI_BLOCK_SIZE_DEFAULT);
+	CHECK(li->li_offset == 0, "%s: li_offset: got %llu want 0", what, (unsigned long long)li->li_offset);
+	CHECK(li->li_sizelimit == 0, "%s: li_sizelimit: got %llu want 0", what,
+	      (unsigned long long)li->li_sizelimit);
+}
+
+/*
  * Map PATH with LOFI_MAP_FILE (read-only if RO), expecting success: checks
  * that the ioctl returned N == li_minor, li_devpath "/dev/lofi/N",
- * li_readonly as asked, and that the node is a block device. Returns N
+ * li_readonly as asked, the defaults in li_flags, li_block_size, li_offset
+ * and li_sizelimit, and that the node is a block device. Returns N
  * (even if a check failed, so that it gets unmapped), or 0 if the map
  * failed. OUT, if not NULL, gets the copied-back struct.
  */
@@ -309,6 +343,7 @@ static int map_ok(const char *what, const char *path, int ro, struct lofi_ioctl 
 	      li.li_devpath, dev.p);
 	if (ro)
 		CHECK(li.li_readonly == 1, "%s: li_readonly: got %u want 1", what, li.li_readonly);
+	check_mapping_fields(what, &li);
 	CHECK(wait_node(dev.p, 1, 10), "%s: %s is not a block device after MAP_FILE", what, dev.p);
 	if (out)
 		*out = li;
@@ -584,9 +619,9 @@ static void c_enotty_unknown(void)
 		unsigned long cmd;
 	} cmds[] = {
 		{ "nr 0", _IOWR(LOFI_IOC_MAGIC, 0, struct lofi_ioctl) },
-		{ "nr 9", _IOWR(LOFI_IOC_MAGIC, 9, struct lofi_ioctl) },
+		{ "nr 10", _IOWR(LOFI_IOC_MAGIC, 10, struct lofi_ioctl) },
 		{ "nr 0xff", _IOWR(LOFI_IOC_MAGIC, 0xff, struct lofi_ioctl) },
-		{ "DKIOCSTATE (a disk ioctl)", DKIOCSTATE },
+		{ "LOFI_DKIOCSTATE (a disk ioctl)", LOFI_DKIOCSTATE },
 		{ "magic 'L' nr 1", _IOWR('L', 1, struct lofi_ioctl) },
 		{ "0x4C00 (LOOP_SET_FD)", 0x4C00 },
 		{ "0", 0 },
@@ -608,7 +643,7 @@ static void c_enotty_bad_encoding(void)
 	const struct lofi_command *known = lofi_commands;
 	const unsigned long sz = sizeof(struct lofi_ioctl);
 	/* Room for the largest wrong size, so only the encoding is wrong. */
-	struct lofi_ioctl *li = calloc(2, sizeof(*li));
+	struct lofi_ioctl *li = calloc(LI_OLD_SIZE / sizeof(*li) + 1, sizeof(*li));
 	path_t a = sp("a");
 	char what[160];
 	size_t i, v;
@@ -624,6 +659,8 @@ static void c_enotty_bad_encoding(void)
 			{ "size - 4", _IOC(_IOC_READ | _IOC_WRITE, LOFI_IOC_MAGIC, nr, sz - 4) },
 			{ "size + 4", _IOC(_IOC_READ | _IOC_WRITE, LOFI_IOC_MAGIC, nr, sz + 4) },
 			{ "size 0", _IOC(_IOC_READ | _IOC_WRITE, LOFI_IOC_MAGIC, nr, 0) },
+			/* A caller built against the header before li_flags. */
+			{ "the old size (8304)", _IOC(_IOC_READ | _IOC_WRITE, LOFI_IOC_MAGIC, nr, LI_OLD_SIZE) },
 			{ "_IOW", _IOC(_IOC_WRITE, LOFI_IOC_MAGIC, nr, sz) },
 			{ "_IOR", _IOC(_IOC_READ, LOFI_IOC_MAGIC, nr, sz) },
 			{ "_IO", _IOC(_IOC_NONE, LOFI_IOC_MAGIC, nr, 0) },
@@ -665,6 +702,46 @@ static void c_enotty_check_compressed(void)
 	xioctl("CHECK_COMPRESSED, NULL arg", ctlfd, LOFI_CHECK_COMPRESSED, NULL, ENOTTY);
 }
 
+/* LOFI_SET_CAPACITY is reserved: ENOTTY, and the mapping is untouched. */
+static void c_enotty_set_capacity(void)
+{
+	struct lofi_ioctl li;
+	path_t a = sp("a");
+	long long size = -1;
+	char p[64];
+	int n;
+
+	if (make_file(a.p, MiB))
+		return;
+	li_init(&li, NULL);
+	li.li_minor = 1;
+	xioctl("SET_CAPACITY of an unmapped N, O_RDWR fd", ctlfd, LOFI_SET_CAPACITY, &li, ENOTTY);
+	xioctl("SET_CAPACITY, NULL arg", ctlfd, LOFI_SET_CAPACITY, NULL, ENOTTY);
+	n = map_ok("MAP_FILE", a.p, 0, NULL);
+	if (!n)
+		return;
+	/* The file grows; without SET_CAPACITY the device keeps its size. */
+	if (truncate(a.p, 2 * MiB) < 0)
+		failf("setup: truncate %s: %s", a.p, ename(errno));
+	li_init(&li, NULL);
+	li.li_minor = n;
+	xioctl("SET_CAPACITY of a mapping, O_RDWR fd", ctlfd, LOFI_SET_CAPACITY, &li, ENOTTY);
+	li_init(&li, NULL);
+	li.li_minor = n;
+	xioctl("SET_CAPACITY of a mapping, O_RDONLY fd", ctlro, LOFI_SET_CAPACITY, &li, ENOTTY);
+	li_init(&li, NULL);
+	li.li_minor = n;
+	li.li_sizelimit = 512;
+	li.li_reserved[0] = 1;
+	xioctl("SET_CAPACITY with li_sizelimit and li_reserved set", ctlfd, LOFI_SET_CAPACITY, &li, ENOTTY);
+	snprintf(p, sizeof(p), "/sys/block/lofi%d/size", n);
+	if (read_sysfs_ll(p, &size) < 0)
+		failf("cannot read %s", p);
+	else
+		CHECK(size == MiB / 512, "%s after SET_CAPACITY: got %lld want %lld", p, size, MiB / 512);
+	unmap_ok("unmap", n);
+}
+
 /* ---------------------------------------------------------------------- */
 /* EPERM                                                                  */
 
@@ -691,6 +768,20 @@ static void c_eperm_readonly_fd(void)
 	li_init(&li, a.p);
 	li.li_reserved[0] = 1;
 	xioctl("MAP_FILE on O_RDONLY fd, li_reserved set", ctlro, LOFI_MAP_FILE, &li, EPERM);
+	li_init(&li, a.p);
+	li.li_flags = ~LOFI_FLAGS_KNOWN;
+	xioctl("MAP_FILE on O_RDONLY fd, unknown li_flags", ctlro, LOFI_MAP_FILE, &li, EPERM);
+	li_init(&li, a.p);
+	li.li_block_size = 4096;
+	xioctl("MAP_FILE on O_RDONLY fd, li_block_size 4096", ctlro, LOFI_MAP_FILE, &li, EPERM);
+	li_init(&li, a.p);
+	li.li_minor = 1;
+	li.li_offset = 512;
+	xioctl("MAP_FILE_MINOR on O_RDONLY fd, li_offset set", ctlro, LOFI_MAP_FILE_MINOR, &li, EPERM);
+	li_init(&li, a.p);
+	li.li_minor = 1;
+	li.li_sizelimit = 512;
+	xioctl("MAP_FILE_MINOR on O_RDONLY fd, li_sizelimit set", ctlro, LOFI_MAP_FILE_MINOR, &li, EPERM);
 	expect_not_mapped("GET_MINOR after MAP_FILE on O_RDONLY fd", a.p);
 
 	/* The queries work on the read-only fd. */
@@ -811,9 +902,9 @@ static void c_einval_reserved(void)
 
 	if (make_file(a.p, MiB))
 		return;
-	for (k = 0; k < 15; k++) {
+	for (k = 0; k < LOFI_RESERVED_WORDS; k++) {
 		li_init(&li, a.p);
-		li.li_reserved[k] = k == 14 ? 0x80000000u : 1;
+		li.li_reserved[k] = k == LOFI_RESERVED_WORDS - 1 ? 0x80000000u : 1;
 		snprintf(what, sizeof(what), "MAP_FILE with li_reserved[%d] set", k);
 		xioctl(what, ctlfd, LOFI_MAP_FILE, &li, EINVAL);
 	}
@@ -834,8 +925,8 @@ static void c_einval_reserved(void)
 	li.li_reserved[0] = 1;
 	xioctl("UNMAP_FILE_MINOR with li_reserved[0] set", ctlfd, LOFI_UNMAP_FILE_MINOR, &li, EINVAL);
 	li_init(&li, a.p);
-	li.li_reserved[14] = 1;
-	xioctl("UNMAP_FILE with li_reserved[14] set", ctlfd, LOFI_UNMAP_FILE, &li, EINVAL);
+	li.li_reserved[LOFI_RESERVED_WORDS - 1] = 1;
+	xioctl("UNMAP_FILE with the last word of li_reserved set", ctlfd, LOFI_UNMAP_FILE, &li, EINVAL);
 	li_init(&li, NULL);
 	li.li_minor = n;
 	li.li_reserved[1] = 1;
@@ -843,11 +934,266 @@ static void c_einval_reserved(void)
 	li_init(&li, a.p);
 	li.li_reserved[2] = 1;
 	xioctl("GET_MINOR with li_reserved[2] set", ctlfd, LOFI_GET_MINOR, &li, EINVAL);
+	/* The reserved commands: ENOTTY comes first. */
+	li_init(&li, NULL);
+	li.li_minor = n;
+	li.li_reserved[4] = 1;
+	xioctl("CHECK_COMPRESSED with li_reserved[4] set", ctlfd, LOFI_CHECK_COMPRESSED, &li, ENOTTY);
+	xioctl("SET_CAPACITY with li_reserved[4] set", ctlfd, LOFI_SET_CAPACITY, &li, ENOTTY);
 	/* The refused unmaps left the mapping in place. */
 	li_init(&li, NULL);
 	li.li_minor = n;
 	xioctl("GET_FILENAME after refused unmaps", ctlfd, LOFI_GET_FILENAME, &li, 0);
 	unmap_ok("unmap", n);
+}
+
+/*
+ * The map commands' fields reserved for extensions: a flag bit outside
+ * LOFI_FLAGS_KNOWN, a block size other than 0 and 512, a non-zero
+ * li_offset or li_sizelimit is EINVAL, checked after li_reserved and
+ * before the path is looked at (so before ERANGE, lookup errors, EBUSY and
+ * EEXIST).
+ */
+static void check_disk(const char *what, int n, long long size);
+
+struct map_field_case {
+	const char *what;
+	uint32_t flags, block_size;
+	uint64_t offset, sizelimit;
+};
+
+static const struct map_field_case bad_map_fields[] = {
+	{ "li_flags bit 0", 1u << 0, 0, 0, 0 },
+	{ "li_flags bit 1", 1u << 1, 0, 0, 0 },
+	{ "li_flags bit 31", 1u << 31, 0, 0, 0 },
+	{ "li_flags all bits", 0xffffffffu, 0, 0, 0 },
+	{ "li_block_size 1", 0, 1, 0, 0 },
+	{ "li_block_size 256", 0, 256, 0, 0 },
+	{ "li_block_size 511", 0, 511, 0, 0 },
+	{ "li_block_size 513", 0, 513, 0, 0 },
+	{ "li_block_size 1024", 0, 1024, 0, 0 },
+	{ "li_block_size 4096", 0, 4096, 0, 0 },
+	{ "li_block_size 65536", 0, 65536, 0, 0 },
+	{ "li_block_size 0x80000200", 0, 0x80000200u, 0, 0 },
+	{ "li_block_size 0xffffffff", 0, 0xffffffffu, 0, 0 },
+	{ "li_offset 512", 0, 0, 512, 0 },
+	{ "li_offset 1", 0, 0, 1, 0 },
+	{ "li_offset 2^32", 0, 0, 1ULL << 32, 0 },
+	{ "li_offset 2^63", 0, 0, 1ULL << 63, 0 },
+	{ "li_offset 2^64-1", 0, 0, ~0ULL, 0 },
+	{ "li_sizelimit 512", 0, 0, 0, 512 },
+	{ "li_sizelimit 1", 0, 0, 0, 1 },
+	{ "li_sizelimit 2^32", 0, 0, 0, 1ULL << 32 },
+	{ "li_sizelimit 2^64-1", 0, 0, 0, ~0ULL },
+	{ "li_block_size 512 and li_offset 512", 0, 512, 512, 0 },
+	{ "li_block_size 4096, li_offset and li_sizelimit 4096", 0, 4096, 4096, 4096 },
+};
+#define NBAD_MAP_FIELDS (sizeof(bad_map_fields) / sizeof(bad_map_fields[0]))
+
+static void set_map_fields(struct lofi_ioctl *li, const struct map_field_case *c)
+{
+	li->li_flags = c->flags;
+	li->li_block_size = c->block_size;
+	li->li_offset = c->offset;
+	li->li_sizelimit = c->sizelimit;
+}
+
+static void c_einval_map_fields(void)
+{
+	const struct map_field_case *c;
+	struct lofi_ioctl li;
+	path_t a = sp("a"), b = sp("b"), missing = sp("missing");
+	char what[160];
+	size_t i;
+	long m;
+	int n;
+
+	if (make_file(a.p, MiB) || make_file(b.p, MiB))
+		return;
+	unlink(missing.p);
+	for (i = 0; i < NBAD_MAP_FIELDS; i++) {
+		c = &bad_map_fields[i];
+		li_init(&li, a.p);
+		set_map_fields(&li, c);
+		snprintf(what, sizeof(what), "MAP_FILE with %s", c->what);
+		xioctl(what, ctlfd, LOFI_MAP_FILE, &li, EINVAL);
+		li_init(&li, a.p);
+		li.li_readonly = 1;
+		set_map_fields(&li, c);
+		snprintf(what, sizeof(what), "read-only MAP_FILE with %s", c->what);
+		xioctl(what, ctlfd, LOFI_MAP_FILE, &li, EINVAL);
+		li_init(&li, a.p);
+		li.li_minor = 1;
+		set_map_fields(&li, c);
+		snprintf(what, sizeof(what), "MAP_FILE_MINOR 1 with %s", c->what);
+		xioctl(what, ctlfd, LOFI_MAP_FILE_MINOR, &li, EINVAL);
+		/* Before the range of li_minor and the path lookup. */
+		li_init(&li, a.p);
+		li.li_minor = max_minor + 1;
+		set_map_fields(&li, c);
+		snprintf(what, sizeof(what), "MAP_FILE_MINOR max+1 with %s", c->what);
+		xioctl(what, ctlfd, LOFI_MAP_FILE_MINOR, &li, EINVAL);
+		li_init(&li, missing.p);
+		set_map_fields(&li, c);
+		snprintf(what, sizeof(what), "MAP_FILE of a missing file with %s", c->what);
+		xioctl(what, ctlfd, LOFI_MAP_FILE, &li, EINVAL);
+		li_init(&li, "/dev/null");
+		set_map_fields(&li, c);
+		snprintf(what, sizeof(what), "MAP_FILE of /dev/null with %s", c->what);
+		xioctl(what, ctlfd, LOFI_MAP_FILE, &li, EINVAL);
+	}
+	/* Every unknown flag bit, one at a time. */
+	for (i = 0; i < 32; i++) {
+		if (LOFI_FLAGS_KNOWN & (1u << i))
+			continue;
+		li_init(&li, a.p);
+		li.li_flags = 1u << i;
+		snprintf(what, sizeof(what), "MAP_FILE with li_flags bit %zu (unknown)", i);
+		xioctl(what, ctlfd, LOFI_MAP_FILE, &li, EINVAL);
+	}
+	expect_not_mapped("GET_MINOR after the refused maps", a.p);
+	expect_unmapped("GET_FILENAME 1 after the refused maps", 1);
+
+	/* Before EBUSY (a is mapped) and EEXIST (N is taken). */
+	n = map_ok("MAP_FILE a", a.p, 0, NULL);
+	if (!n)
+		return;
+	for (i = 0; i < NBAD_MAP_FIELDS; i += 3) {
+		c = &bad_map_fields[i];
+		li_init(&li, a.p);
+		set_map_fields(&li, c);
+		snprintf(what, sizeof(what), "MAP_FILE of a mapped file with %s", c->what);
+		xioctl(what, ctlfd, LOFI_MAP_FILE, &li, EINVAL);
+		li_init(&li, b.p);
+		li.li_minor = n;
+		set_map_fields(&li, c);
+		snprintf(what, sizeof(what), "MAP_FILE_MINOR N (in use) with %s", c->what);
+		xioctl(what, ctlfd, LOFI_MAP_FILE_MINOR, &li, EINVAL);
+	}
+	expect_not_mapped("GET_MINOR b after the refused maps", b.p);
+
+	/* li_block_size 512, the default, is accepted too. */
+	li_init(&li, b.p);
+	li.li_block_size = LOFI_BLOCK_SIZE_DEFAULT;
+	m = xioctl("MAP_FILE with li_block_size 512", ctlfd, LOFI_MAP_FILE, &li, 0);
+	if (m > 0) {
+		check_mapping_fields("MAP_FILE with li_block_size 512", &li);
+		check_disk("li_block_size 512", (int)m, MiB);
+		unmap_ok("unmap", (int)m);
+	}
+	if (n + 1 <= max_minor) {
+		li_init(&li, b.p);
+		li.li_minor = n + 1;
+		li.li_block_size = 512;
+		li.li_readonly = 1;
+		m = xioctl("read-only MAP_FILE_MINOR N+1 with li_block_size 512", ctlfd, LOFI_MAP_FILE_MINOR,
+			   &li, 0);
+		if (m > 0) {
+			CHECK(m == n + 1, "MAP_FILE_MINOR N+1 returned %ld", m);
+			check_mapping_fields("MAP_FILE_MINOR with li_block_size 512", &li);
+			unmap_ok("unmap", (int)m);
+		}
+	}
+	unmap_ok("unmap a", n);
+}
+
+/*
+ * The other commands ignore li_flags, li_block_size, li_offset and
+ * li_sizelimit; the queries return the mapping's values in them.
+ */
+static void c_map_fields_ignored(void)
+{
+	static const struct map_field_case junk = { "junk", 0xffffffffu, 4096, ~0ULL, 1 };
+	struct lofi_ioctl li;
+	path_t a = sp("a"), dev;
+	double end;
+	int n, fd, r;
+
+	if (make_file(a.p, MiB))
+		return;
+	li_init(&li, NULL);
+	set_map_fields(&li, &junk);
+	if (xioctl("GET_MAXMINOR with junk in the map fields", ctlfd, LOFI_GET_MAXMINOR, &li, 0) == 0)
+		CHECK(li.li_minor == (uint32_t)max_minor, "GET_MAXMINOR: got %u want %d", li.li_minor,
+		      max_minor);
+	li_init(&li, NULL);
+	li.li_minor = 1;
+	set_map_fields(&li, &junk);
+	xioctl("GET_FILENAME 1 (unmapped) with junk in the map fields", ctlfd, LOFI_GET_FILENAME, &li, ENXIO);
+	li_init(&li, a.p);
+	set_map_fields(&li, &junk);
+	xioctl("GET_MINOR (unmapped) with junk in the map fields", ctlfd, LOFI_GET_MINOR, &li, ENOENT);
+	li_init(&li, a.p);
+	set_map_fields(&li, &junk);
+	xioctl("UNMAP_FILE (unmapped) with junk in the map fields", ctlfd, LOFI_UNMAP_FILE, &li, ENOENT);
+	li_init(&li, NULL);
+	li.li_minor = 1;
+	set_map_fields(&li, &junk);
+	xioctl("UNMAP_FILE_MINOR 1 (unmapped) with junk in the map fields", ctlfd, LOFI_UNMAP_FILE_MINOR, &li,
+	       ENXIO);
+
+	n = map_ok("MAP_FILE", a.p, 0, NULL);
+	if (!n)
+		return;
+	li_init(&li, NULL);
+	li.li_minor = n;
+	set_map_fields(&li, &junk);
+	if (xioctl("GET_FILENAME with junk in the map fields", ctlfd, LOFI_GET_FILENAME, &li, 0) == 0) {
+		CHECK(strcmp(li.li_filename, a.p) == 0, "GET_FILENAME: got '%.64s' want '%s'", li.li_filename,
+		      a.p);
+		check_mapping_fields("GET_FILENAME with junk in the map fields", &li);
+	}
+	li_init(&li, a.p);
+	set_map_fields(&li, &junk);
+	if (xioctl("GET_MINOR with junk in the map fields", ctlfd, LOFI_GET_MINOR, &li, 0) == 0) {
+		CHECK(li.li_minor == (uint32_t)n, "GET_MINOR: got %u want %d", li.li_minor, n);
+		check_mapping_fields("GET_MINOR with junk in the map fields", &li);
+	}
+	/* Queries from the read-only control fd too. */
+	li_init(&li, NULL);
+	li.li_minor = n;
+	li.li_block_size = 1;
+	if (xioctl("GET_FILENAME on O_RDONLY fd with li_block_size 1", ctlro, LOFI_GET_FILENAME, &li, 0) == 0)
+		check_mapping_fields("GET_FILENAME on O_RDONLY fd", &li);
+	/* An unmap by N (EBUSY retried: udev may probe the new disk). */
+	end = now() + 5;
+	for (;;) {
+		li_init(&li, NULL);
+		li.li_minor = n;
+		set_map_fields(&li, &junk);
+		errno = 0;
+		r = ioctl(ctlfd, LOFI_UNMAP_FILE_MINOR, &li);
+		if (r == 0 || errno != EBUSY || now() > end)
+			break;
+		msleep(50);
+	}
+	if (!expect_errno("UNMAP_FILE_MINOR with junk in the map fields", r, r < 0 ? errno : 0, 0)) {
+		unmap_ok("unmap", n);
+		return;
+	}
+	CHECK(li.li_minor == (uint32_t)n, "UNMAP_FILE_MINOR: li_minor got %u want %d", li.li_minor, n);
+	dev = devpath_of(n);
+	CHECK(wait_node(dev.p, 0, 10), "%s still exists after the unmap", dev.p);
+	CHECK(wait_disk(n, 0, 10), "/sys/block/lofi%d still exists after the unmap", n);
+	/* By name, with the device open and li_cleanup: detached at the close. */
+	n = map_ok("MAP_FILE", a.p, 0, NULL);
+	if (!n)
+		return;
+	dev = devpath_of(n);
+	fd = open(dev.p, O_RDONLY);
+	if (!expect_errno("open /dev/lofi/N", fd, errno, 0)) {
+		unmap_ok("unmap", n);
+		return;
+	}
+	li_init(&li, a.p);
+	li.li_cleanup = 1;
+	set_map_fields(&li, &junk);
+	if (xioctl("UNMAP_FILE with li_cleanup and junk in the map fields", ctlfd, LOFI_UNMAP_FILE, &li, 0) ==
+	    0)
+		CHECK(li.li_minor == (uint32_t)n, "UNMAP_FILE: li_minor got %u want %d", li.li_minor, n);
+	close(fd);
+	CHECK(wait_disk(n, 0, 10), "/sys/block/lofi%d still exists 10 s after its last close", n);
+	expect_unmapped("GET_FILENAME after the last close", n);
 }
 
 static void c_einval_filename(void)
@@ -1170,6 +1516,11 @@ static void nobody_checks(int fd_rw, const char *secret, const char *public_file
 
 	li_init(&li, hidden);
 	xioctl("non-root MAP_FILE of a file in a 0700 root directory", fd_rw, LOFI_MAP_FILE, &li, EACCES);
+	/* The map fields are checked before the path is looked at. */
+	li_init(&li, hidden);
+	li.li_offset = 512;
+	xioctl("non-root MAP_FILE of a file in a 0700 root directory, li_offset set", fd_rw, LOFI_MAP_FILE,
+	       &li, EINVAL);
 	li_init(&li, secret);
 	xioctl("non-root MAP_FILE of a root-owned 0600 file", fd_rw, LOFI_MAP_FILE, &li, EACCES);
 	li_init(&li, secret);
@@ -1295,11 +1646,15 @@ static void c_readonly_flag(void)
 		goto out;
 	li_init(&q, NULL);
 	q.li_minor = n;
-	if (xioctl("GET_FILENAME of a read-only mapping", ctlfd, LOFI_GET_FILENAME, &q, 0) == 0)
+	if (xioctl("GET_FILENAME of a read-only mapping", ctlfd, LOFI_GET_FILENAME, &q, 0) == 0) {
 		CHECK(q.li_readonly == 1, "GET_FILENAME: li_readonly got %u want 1", q.li_readonly);
+		check_mapping_fields("GET_FILENAME of a read-only mapping", &q);
+	}
 	li_init(&q, a.p);
-	if (xioctl("GET_MINOR of a read-only mapping", ctlfd, LOFI_GET_MINOR, &q, 0) == 0)
+	if (xioctl("GET_MINOR of a read-only mapping", ctlfd, LOFI_GET_MINOR, &q, 0) == 0) {
 		CHECK(q.li_readonly == 1, "GET_MINOR: li_readonly got %u want 1", q.li_readonly);
+		check_mapping_fields("GET_MINOR of a read-only mapping", &q);
+	}
 	check_disk_readonly("read-only mapping", n, 1);
 	unmap_ok("unmap", n);
 	/* The backing file is untouched. */
@@ -1564,12 +1919,14 @@ static void c_map_success(void)
 		CHECK(strcmp(li.li_devpath, devpath_of(na).p) == 0, "GET_FILENAME: li_devpath got '%.64s'",
 		      li.li_devpath);
 		CHECK(li.li_readonly == 0, "GET_FILENAME: li_readonly got %u want 0", li.li_readonly);
+		check_mapping_fields("GET_FILENAME a", &li);
 	}
 	li_init(&li, a.p);
 	if (xioctl("GET_MINOR a", ctlfd, LOFI_GET_MINOR, &li, 0) == 0) {
 		CHECK(li.li_minor == (uint32_t)na, "GET_MINOR a: got %u want %d", li.li_minor, na);
 		CHECK(strcmp(li.li_devpath, devpath_of(na).p) == 0, "GET_MINOR: li_devpath got '%.64s'",
 		      li.li_devpath);
+		check_mapping_fields("GET_MINOR a", &li);
 	}
 	/* Another path to the same file also finds the mapping. */
 	unlink(soft.p);
@@ -1784,7 +2141,7 @@ out:
 }
 
 /* ---------------------------------------------------------------------- */
-/* DKIOCSTATE and forced unmap                                            */
+/* LOFI_DKIOCSTATE and forced unmap                                       */
 
 static void c_dkiocstate(void)
 {
@@ -1801,15 +2158,17 @@ static void c_dkiocstate(void)
 	fd = open(dev.p, O_RDONLY);
 	if (!expect_errno("open /dev/lofi/N", fd, errno, 0))
 		goto unmap;
-	state = DKIO_NONE;
-	if (xioctl("DKIOCSTATE(DKIO_NONE)", fd, DKIOCSTATE, &state, 0) == 0)
-		CHECK(state == DKIO_INSERTED, "DKIOCSTATE(DKIO_NONE): state %u want DKIO_INSERTED", state);
-	state = DKIO_EJECTED;
-	if (xioctl("DKIOCSTATE(DKIO_EJECTED)", fd, DKIOCSTATE, &state, 0) == 0)
-		CHECK(state == DKIO_INSERTED, "DKIOCSTATE(DKIO_EJECTED): state %u want DKIO_INSERTED", state);
-	xioctl("DKIOCSTATE with a NULL arg", fd, DKIOCSTATE, NULL, EFAULT);
-	state = DKIO_NONE;
-	xioctl("DKIOCSTATE encoded with a 64-bit arg", fd, _IOWR(LOFI_IOC_MAGIC, 0x10, uint64_t), &state,
+	state = LOFI_DKIO_NONE;
+	if (xioctl("LOFI_DKIOCSTATE(LOFI_DKIO_NONE)", fd, LOFI_DKIOCSTATE, &state, 0) == 0)
+		CHECK(state == LOFI_DKIO_INSERTED,
+		      "LOFI_DKIOCSTATE(LOFI_DKIO_NONE): state %u want LOFI_DKIO_INSERTED", state);
+	state = LOFI_DKIO_EJECTED;
+	if (xioctl("LOFI_DKIOCSTATE(LOFI_DKIO_EJECTED)", fd, LOFI_DKIOCSTATE, &state, 0) == 0)
+		CHECK(state == LOFI_DKIO_INSERTED,
+		      "LOFI_DKIOCSTATE(LOFI_DKIO_EJECTED): state %u want LOFI_DKIO_INSERTED", state);
+	xioctl("LOFI_DKIOCSTATE with a NULL arg", fd, LOFI_DKIOCSTATE, NULL, EFAULT);
+	state = LOFI_DKIO_NONE;
+	xioctl("LOFI_DKIOCSTATE encoded with a 64-bit arg", fd, _IOWR(LOFI_IOC_MAGIC, 0x10, uint64_t), &state,
 	       ENOTTY);
 	xioctl("an unknown lofi ioctl on the disk", fd, _IOWR(LOFI_IOC_MAGIC, 0x11, uint32_t), &state, ENOTTY);
 	xioctl("LOFI_MAP_FILE on the disk", fd, LOFI_MAP_FILE, &state, ENOTTY);
@@ -1840,7 +2199,7 @@ static void c_forced_unmap(void)
 	CHECK(pwrite(fd, buf, 4096, 0) == 4096, "write before the forced unmap: %s", ename(errno));
 	CHECK(fsync(fd) == 0, "fsync before the forced unmap: %s", ename(errno));
 
-	/* A child blocks in DKIOCSTATE(DKIO_INSERTED) on its own fd. */
+	/* A child blocks in LOFI_DKIOCSTATE(LOFI_DKIO_INSERTED) on its own fd. */
 	if (pipe(p) < 0) {
 		failf("setup: pipe: %s", ename(errno));
 		goto force;
@@ -1851,7 +2210,7 @@ static void c_forced_unmap(void)
 		int cfd = open(dev.p, O_RDONLY);
 
 		alarm(60);
-		res.state = DKIO_INSERTED;
+		res.state = LOFI_DKIO_INSERTED;
 		if (cfd < 0) {
 			res.ret = -1;
 			res.err = errno;
@@ -1859,7 +2218,7 @@ static void c_forced_unmap(void)
 		} else {
 			if (write(p[1], "R", 1) != 1)
 				_exit(2);
-			res.ret = ioctl(cfd, DKIOCSTATE, &res.state);
+			res.ret = ioctl(cfd, LOFI_DKIOCSTATE, &res.state);
 			res.err = res.ret < 0 ? errno : 0;
 		}
 		if (write(p[1], &res, sizeof(res)) != sizeof(res))
@@ -1874,14 +2233,14 @@ static void c_forced_unmap(void)
 	p[1] = -1;
 	if (read_timeout(p[0], &ready, 1, 20) < 0) {
 		if (read_timeout(p[0], &res, sizeof(res), 1) == 0)
-			failf("the DKIOCSTATE child could not open %s: %s", dev.p, ename(res.err));
+			failf("the LOFI_DKIOCSTATE child could not open %s: %s", dev.p, ename(res.err));
 		else
-			failf("the DKIOCSTATE child did not start");
+			failf("the LOFI_DKIOCSTATE child did not start");
 		goto force;
 	}
-	CHECK(wait_sleeping(pid, 10), "the DKIOCSTATE child never went to sleep");
+	CHECK(wait_sleeping(pid, 10), "the LOFI_DKIOCSTATE child never went to sleep");
 	msleep(300);
-	CHECK(!readable_now(p[0]), "DKIOCSTATE(DKIO_INSERTED) returned while the device is mapped");
+	CHECK(!readable_now(p[0]), "LOFI_DKIOCSTATE(LOFI_DKIO_INSERTED) returned while the device is mapped");
 
 force:
 	err = unmap_raw(ctlfd, n, 1, 0, &li);
@@ -1889,10 +2248,11 @@ force:
 	CHECK(li.li_minor == (uint32_t)n, "forced unmap: li_minor got %u want %d", li.li_minor, n);
 	if (pid > 0) {
 		if (read_timeout(p[0], &res, sizeof(res), 20) < 0) {
-			failf("the DKIOCSTATE waiter did not wake within 20 s of the forced unmap");
-		} else if (expect_errno("the waiter's DKIOCSTATE(DKIO_INSERTED)", res.ret, res.err, 0)) {
-			CHECK(res.state == DKIO_DEV_GONE, "the waiter's DKIOCSTATE: state %u want DKIO_DEV_GONE (%d)",
-			      res.state, DKIO_DEV_GONE);
+			failf("the LOFI_DKIOCSTATE waiter did not wake within 20 s of the forced unmap");
+		} else if (expect_errno("the waiter's LOFI_DKIOCSTATE(LOFI_DKIO_INSERTED)", res.ret, res.err, 0)) {
+			CHECK(res.state == LOFI_DKIO_DEV_GONE,
+			      "the waiter's LOFI_DKIOCSTATE: state %u want LOFI_DKIO_DEV_GONE (%d)", res.state,
+			      LOFI_DKIO_DEV_GONE);
 		}
 		reap(pid);
 		pid = -1;
@@ -1907,13 +2267,16 @@ force:
 	errno = 0;
 	CHECK(pwrite(fd, buf, 4096, 8192) < 0 && errno == EIO, "write after the forced unmap: got %s want EIO",
 	      ename(errno));
-	state = DKIO_NONE;
-	if (xioctl("DKIOCSTATE(DKIO_NONE) after the forced unmap", fd, DKIOCSTATE, &state, 0) == 0)
-		CHECK(state == DKIO_DEV_GONE, "DKIOCSTATE(DKIO_NONE) after the forced unmap: %u want DKIO_DEV_GONE",
+	state = LOFI_DKIO_NONE;
+	if (xioctl("LOFI_DKIOCSTATE(LOFI_DKIO_NONE) after the forced unmap", fd, LOFI_DKIOCSTATE, &state,
+		   0) == 0)
+		CHECK(state == LOFI_DKIO_DEV_GONE,
+		      "LOFI_DKIOCSTATE(LOFI_DKIO_NONE) after the forced unmap: %u want LOFI_DKIO_DEV_GONE", state);
+	state = LOFI_DKIO_INSERTED;
+	if (xioctl("LOFI_DKIOCSTATE(LOFI_DKIO_INSERTED) after the forced unmap", fd, LOFI_DKIOCSTATE,
+		   &state, 0) == 0)
+		CHECK(state == LOFI_DKIO_DEV_GONE, "LOFI_DKIOCSTATE(LOFI_DKIO_INSERTED) after the forced unmap: %u",
 		      state);
-	state = DKIO_INSERTED;
-	if (xioctl("DKIOCSTATE(DKIO_INSERTED) after the forced unmap", fd, DKIOCSTATE, &state, 0) == 0)
-		CHECK(state == DKIO_DEV_GONE, "DKIOCSTATE(DKIO_INSERTED) after the forced unmap: %u", state);
 
 	/* New opens fail; the device is no longer a mapping but N is taken. */
 	fd2 = open(dev.p, O_RDONLY);
@@ -2005,11 +2368,11 @@ static void c_dkiocstate_eintr(void)
 		cfd = open(dev.p, O_RDONLY);
 		res.ret = -1;
 		res.err = errno;
-		res.state = DKIO_INSERTED;
+		res.state = LOFI_DKIO_INSERTED;
 		if (cfd >= 0) {
 			if (write(p[1], "R", 1) != 1)
 				_exit(2);
-			res.ret = ioctl(cfd, DKIOCSTATE, &res.state);
+			res.ret = ioctl(cfd, LOFI_DKIOCSTATE, &res.state);
 			res.err = res.ret < 0 ? errno : 0;
 			close(cfd);
 		}
@@ -2024,12 +2387,12 @@ static void c_dkiocstate_eintr(void)
 		goto unmap;
 	}
 	if (read_timeout(p[0], &ready, 1, 20) < 0) {
-		failf("the DKIOCSTATE child did not start (cannot open %s?)", dev.p);
+		failf("the LOFI_DKIOCSTATE child did not start (cannot open %s?)", dev.p);
 		goto done;
 	}
-	CHECK(wait_sleeping(pid, 10), "the DKIOCSTATE child never went to sleep");
+	CHECK(wait_sleeping(pid, 10), "the LOFI_DKIOCSTATE child never went to sleep");
 	msleep(200);
-	CHECK(!readable_now(p[0]), "DKIOCSTATE(DKIO_INSERTED) returned while the device is mapped");
+	CHECK(!readable_now(p[0]), "LOFI_DKIOCSTATE(LOFI_DKIO_INSERTED) returned while the device is mapped");
 	/* Signal until the child answers (a signal before the ioctl is lost). */
 	end = now() + 20;
 	while (now() < end) {
@@ -2040,15 +2403,15 @@ static void c_dkiocstate_eintr(void)
 		}
 	}
 	if (!got)
-		failf("DKIOCSTATE did not return within 20 s of SIGUSR1");
+		failf("LOFI_DKIOCSTATE did not return within 20 s of SIGUSR1");
 	else
-		expect_errno("DKIOCSTATE interrupted by a signal", res.ret, res.err, EINTR);
+		expect_errno("LOFI_DKIOCSTATE interrupted by a signal", res.ret, res.err, EINTR);
 	/* The device is unaffected. */
 	fd = open(dev.p, O_RDONLY);
 	if (expect_errno("open after EINTR", fd, errno, 0)) {
-		state = DKIO_NONE;
-		if (xioctl("DKIOCSTATE(DKIO_NONE) after EINTR", fd, DKIOCSTATE, &state, 0) == 0)
-			CHECK(state == DKIO_INSERTED, "state after EINTR: %u want DKIO_INSERTED", state);
+		state = LOFI_DKIO_NONE;
+		if (xioctl("LOFI_DKIOCSTATE(LOFI_DKIO_NONE) after EINTR", fd, LOFI_DKIOCSTATE, &state, 0) == 0)
+			CHECK(state == LOFI_DKIO_INSERTED, "state after EINTR: %u want LOFI_DKIO_INSERTED", state);
 		close(fd);
 	}
 done:
@@ -2181,9 +2544,12 @@ static const struct test_case cases[] = {
 	{ "enotty_unknown", c_enotty_unknown, 0 },
 	{ "enotty_bad_encoding", c_enotty_bad_encoding, 0 },
 	{ "enotty_check_compressed", c_enotty_check_compressed, 0 },
+	{ "enotty_set_capacity", c_enotty_set_capacity, 0 },
 	{ "eperm_readonly_fd", c_eperm_readonly_fd, 0 },
 	{ "efault", c_efault, 0 },
 	{ "einval_reserved", c_einval_reserved, 0 },
+	{ "einval_map_fields", c_einval_map_fields, 0 },
+	{ "map_fields_ignored", c_map_fields_ignored, 0 },
 	{ "einval_filename", c_einval_filename, 0 },
 	{ "einval_file_types", c_einval_file_types, 0 },
 	{ "einval_size", c_einval_size, 0 },

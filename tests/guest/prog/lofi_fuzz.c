@@ -33,6 +33,13 @@
  *    (O_RDONLY: the commands that change mappings fail with EPERM, first);
  *  - the same with a non-zero li_reserved word (EINVAL) or a non-empty
  *    li_algorithm for a map (EINVAL), and with entirely random contents;
+ *  - the map fields li_flags, li_block_size, li_offset and li_sizelimit:
+ *    zero mostly, sometimes a random or a boundary value; for the map
+ *    commands a flag bit outside LOFI_FLAGS_KNOWN, a block size other than
+ *    0 and 512, a non-zero offset or size limit is EINVAL (after the
+ *    li_reserved check, before the path is looked at); the other commands
+ *    ignore them; the maps and the mapping queries return li_flags 0,
+ *    li_block_size 512, li_offset 0 and li_sizelimit 0;
  *  - bad arguments: NULL, (void *)1, a PROT_NONE page, a kernel address, a
  *    structure straddling into a PROT_NONE page (all EFAULT when the
  *    structure is read), and a readable but read-only structure or one
@@ -40,9 +47,11 @@
  *    faults: EFAULT; a map is undone, an unmap stays done);
  *  - random command numbers on the control device: random bits, lofi's
  *    magic with random nr / size / direction, a right nr with the wrong
- *    size or direction, LOFI_CHECK_COMPRESSED, DKIOCSTATE: all ENOTTY;
- *  - on /dev/lofi/N, held open O_RDONLY by the fuzzer: DKIOCSTATE with a
- *    state other than the current one (returns the current one at once),
+ *    size (the size of the structure before the map fields, 8304, too) or
+ *    direction, the reserved LOFI_CHECK_COMPRESSED and LOFI_SET_CAPACITY,
+ *    LOFI_DKIOCSTATE: all ENOTTY;
+ *  - on /dev/lofi/N, held open O_RDONLY by the fuzzer: LOFI_DKIOCSTATE with
+ *    a state other than the current one (returns the current one at once),
  *    with the current one under an interval timer (EINTR), with bad
  *    pointers (EFAULT); HDIO_GETGEO (the documented fake geometry; NULL
  *    EINVAL, bad pointers EFAULT); BLKGETSIZE64, BLKSSZGET, BLKPBSZGET,
@@ -50,8 +59,8 @@
  *    random command numbers (ENOTTY; see blk_random_cmd() for which
  *    numbers are never sent and why);
  *  - forced unmaps and detach-at-last-close unmaps of devices the fuzzer
- *    holds open: the device is "gone" (DKIOCSTATE DKIO_DEV_GONE, opens
- *    ENXIO, no longer a mapping, its N still in use: EEXIST) or still
+ *    holds open: the device is "gone" (LOFI_DKIOCSTATE: LOFI_DKIO_DEV_GONE,
+ *    opens ENXIO, no longer a mapping, its N still in use: EEXIST) or still
  *    listed until the fuzzer closes it; from that last close on a
  *    force-unmapped one is no mapping (GET_FILENAME, UNMAP_FILE_MINOR:
  *    ENXIO; GET_MINOR does not find it) while its N stays in use until the
@@ -144,6 +153,7 @@
 
 #define CTL_PATH "/dev/lofictl"
 #define LI_SIZE sizeof(struct lofi_ioctl)
+#define LI_OLD_SIZE 8304	/* struct lofi_ioctl before the map fields */
 #define MAX_PRINTED 20
 #define MAX_LIVE 8		/* live mappings kept at most (then unmap one) */
 #define MAX_HELD 3		/* /dev/lofi/N descriptors held at once */
@@ -286,6 +296,38 @@ static uint32_t rnd_flag(void)
 	if (chance(500))
 		return 0;
 	return chance(900) ? v[rndn(6)] : (rnd32() | 1);
+}
+
+/* A 64-bit value for li_offset or li_sizelimit: boundaries or random. */
+static uint64_t rnd_u64_field(void)
+{
+	static const uint64_t v[] = { 0, 1, 511, 512, 4096, 1ULL << 20, 1ULL << 32, 1ULL << 63, ~0ULL };
+
+	switch (rndn(4)) {
+	case 0: return rnd64();
+	case 1: return 512ULL * rndn(1u << 16);
+	default: return v[rndn(9)];
+	}
+}
+
+/*
+ * Set one or more of the map fields (li_flags, li_block_size, li_offset,
+ * li_sizelimit): mostly to something a map refuses, now and then to a
+ * value it accepts (li_block_size 0 or 512).
+ */
+static void rnd_map_fields(struct lofi_ioctl *li)
+{
+	static const uint32_t bs[] = { 0, 512, 512, 1, 256, 511, 513, 1024, 2048, 4096, 65536, 0xffffffffu };
+	unsigned which = 1 + rndn(15);	/* a non-empty subset of the four */
+
+	if (which & 1)
+		li->li_flags = chance(500) ? 1u << rndn(32) : chance(500) ? rnd32() : 0xffffffffu;
+	if (which & 2)
+		li->li_block_size = chance(800) ? bs[rndn(12)] : rnd32();
+	if (which & 4)
+		li->li_offset = rnd_u64_field();
+	if (which & 8)
+		li->li_sizelimit = rnd_u64_field();
 }
 
 /* ---------------------------------------------------------------------- */
@@ -905,6 +947,14 @@ static void predict_map(const struct lofi_ioctl *li, int by_minor, int ptr, stru
 	int ro;
 	unsigned n;
 
+	if (li->li_flags & ~LOFI_FLAGS_KNOWN)
+		return want(e, EINVAL, "a li_flags bit outside LOFI_FLAGS_KNOWN");
+	if (li->li_block_size != 0 && li->li_block_size != LOFI_BLOCK_SIZE_DEFAULT)
+		return want(e, EINVAL, "li_block_size neither 0 nor 512");
+	if (li->li_offset)
+		return want(e, EINVAL, "li_offset not 0");
+	if (li->li_sizelimit)
+		return want(e, EINVAL, "li_sizelimit not 0");
 	if (!name || !name[0] || name[0] != '/')
 		return want(e, EINVAL, "li_filename unterminated, empty or relative");
 	if (li->li_algorithm[0])
@@ -994,9 +1044,10 @@ static void predict(int ci, int fdk, int ptr, const struct lofi_ioctl *li, struc
 		return want(e, EPERM, "changes mappings on an O_RDONLY control file");
 	if (ptr_read_fails(ptr))
 		return want(e, EFAULT, "the structure cannot be read");
-	for (i = 0; i < 15; i++)
+	for (i = 0; i < LOFI_RESERVED_WORDS; i++)
 		if (li->li_reserved[i])
 			return want(e, EINVAL, "li_reserved not zero");
+	/* The map fields: checked by predict_map(), ignored by the others. */
 	switch (ci) {
 	case C_MAP:
 	case C_MAP_MINOR:
@@ -1041,19 +1092,28 @@ static int reserved_set(const struct lofi_ioctl *li)
 {
 	unsigned i;
 
-	for (i = 0; i < 15; i++)
+	for (i = 0; i < LOFI_RESERVED_WORDS; i++)
 		if (li->li_reserved[i])
 			return 1;
 	return 0;
+}
+
+/* What the maps and the mapping queries return in the map fields. */
+static int map_fields_default(const struct lofi_ioctl *li)
+{
+	return li->li_flags == 0 && li->li_block_size == LOFI_BLOCK_SIZE_DEFAULT && li->li_offset == 0 &&
+	       li->li_sizelimit == 0;
 }
 
 static void describe_call(char *buf, size_t len, int ci, int fdk, int ptr,
 			  const struct lofi_ioctl *li, const char *label)
 {
 	snprintf(buf, len, "cmd=%s fd=%s arg=%s minor=%" PRIu32 " force=%#" PRIx32
-		 " cleanup=%#" PRIx32 " ro=%#" PRIx32 " alg=%s resv=%s name=%s%s%s",
+		 " cleanup=%#" PRIx32 " ro=%#" PRIx32 " flags=%#" PRIx32 " bs=%" PRIu32
+		 " off=%#" PRIx64 " szl=%#" PRIx64 " alg=%s resv=%s name=%s%s%s",
 		 lofi_commands[ci].name, ctl_fd_name[fdk], ptr_name[ptr], li->li_minor,
-		 li->li_force, li->li_cleanup, li->li_readonly,
+		 li->li_force, li->li_cleanup, li->li_readonly, li->li_flags, li->li_block_size,
+		 (uint64_t)li->li_offset, (uint64_t)li->li_sizelimit,
 		 li->li_algorithm[0] ? "set" : "\"\"",
 		 reserved_set(li) ? "set" : "0", label, cur_what[0] ? " in " : "", cur_what);
 }
@@ -1066,7 +1126,7 @@ static int ctl_call(int ci, int fdk, int ptr, struct lofi_ioctl *li, const char 
 {
 	struct expect e;
 	struct lofi_ioctl *out;
-	char desc[512], devpath[64];
+	char desc[640], devpath[64];
 	int r, err, bad = 0;
 	double t0;
 
@@ -1108,7 +1168,7 @@ static int ctl_call(int ci, int fdk, int ptr, struct lofi_ioctl *li, const char 
 		case C_MAP:
 		case C_MAP_MINOR:
 			bad = r != (int)e.n || out->li_minor != e.n || out->li_readonly != (uint32_t)e.ro ||
-			      strcmp(out->li_devpath, devpath) != 0;
+			      strcmp(out->li_devpath, devpath) != 0 || !map_fields_default(out);
 			break;
 		case C_UNMAP:
 		case C_UNMAP_MINOR:
@@ -1118,11 +1178,11 @@ static int ctl_call(int ci, int fdk, int ptr, struct lofi_ioctl *li, const char 
 			bad = r != 0 || out->li_readonly != (uint32_t)e.ro ||
 			      strcmp(out->li_devpath, devpath) != 0 ||
 			      !memchr(out->li_filename, 0, sizeof(out->li_filename)) ||
-			      strcmp(out->li_filename, slots[e.n].name) != 0;
+			      strcmp(out->li_filename, slots[e.n].name) != 0 || !map_fields_default(out);
 			break;
 		case C_GET_MINOR:
 			bad = r != 0 || out->li_minor != e.n || out->li_readonly != (uint32_t)e.ro ||
-			      strcmp(out->li_devpath, devpath) != 0;
+			      strcmp(out->li_devpath, devpath) != 0 || !map_fields_default(out);
 			break;
 		default:
 			bad = r != 0 || out->li_minor != maxn;
@@ -1131,10 +1191,15 @@ static int ctl_call(int ci, int fdk, int ptr, struct lofi_ioctl *li, const char 
 		if (bad) {
 			describe_call(desc, sizeof(desc), ci, fdk, ptr, li, label);
 			unexp("%s -> returned %d, li_minor=%" PRIu32 " li_readonly=%" PRIu32
-			      " li_devpath=%.40s li_filename=%.60s; want N=%u ro=%d%s%.60s",
-			      desc, r, out->li_minor, out->li_readonly, out->li_devpath,
+			      " li_flags=%#" PRIx32 " li_block_size=%" PRIu32 " li_offset=%#" PRIx64
+			      " li_sizelimit=%#" PRIx64 " li_devpath=%.40s li_filename=%.60s; want N=%u ro=%d%s%.60s"
+			      "%s",
+			      desc, r, out->li_minor, out->li_readonly, out->li_flags, out->li_block_size,
+			      (uint64_t)out->li_offset, (uint64_t)out->li_sizelimit, out->li_devpath,
 			      out->li_filename, e.n, e.ro, ci == C_GET_FILENAME ? " name=" : "",
-			      ci == C_GET_FILENAME ? slots[e.n].name : "");
+			      ci == C_GET_FILENAME ? slots[e.n].name : "",
+			      ci <= C_MAP_MINOR || ci == C_GET_FILENAME || ci == C_GET_MINOR ?
+				      " flags=0 bs=512 off=0 szl=0" : "");
 			if (!no_resync)
 				resync();
 			return err;
@@ -1259,7 +1324,7 @@ static void check_model(const char *why)
  *   'p'   IOC_PR_* (persistent reservations)
  * Every other number reaches the driver: lofi's control device answers
  * ENOTTY to all but its seven commands, and its block devices to all but
- * DKIOCSTATE (lofi's block ioctl, reached through blkdev_ioctl() /
+ * LOFI_DKIOCSTATE (lofi's block ioctl, reached through blkdev_ioctl() /
  * blkdev_compat_ptr_ioctl()), so ENOTTY is the only allowed result.
  */
 static int denied_type(unsigned t)
@@ -1300,8 +1365,8 @@ static uint32_t random_cmd(int on_blk, const char **desc)
 			*desc = "lofi magic, random nr/size/dir";
 			break;
 		case 3:
-			nr = 1 + rndn(8);
-			size = chance(500) ? LI_SIZE : rndn(1u << 14);
+			nr = 1 + rndn(9);
+			size = chance(500) ? LI_SIZE : chance(200) ? LI_OLD_SIZE : rndn(1u << 14);
 			dir_ = rndn(4);
 			if (chance(500))
 				size = (unsigned)LI_SIZE + (chance(500) ? 1 : -1) * (1 + rndn(64));
@@ -1315,24 +1380,31 @@ static uint32_t random_cmd(int on_blk, const char **desc)
 				c = (uint32_t)lofi_commands[rndn(LOFI_NR_COMMANDS)].cmd;
 				*desc = "a control command on a block device";
 			} else {
-				c = chance(500) ? LOFI_CHECK_COMPRESSED : DKIOCSTATE;
-				*desc = c == LOFI_CHECK_COMPRESSED ? "LOFI_CHECK_COMPRESSED" :
-								     "DKIOCSTATE on the control device";
+				static const uint32_t rc[] = { LOFI_CHECK_COMPRESSED, LOFI_SET_CAPACITY,
+							       LOFI_DKIOCSTATE };
+				static const char *const rcn[] = { "LOFI_CHECK_COMPRESSED", "LOFI_SET_CAPACITY",
+								   "LOFI_DKIOCSTATE on the control device" };
+				unsigned w = rndn(3);
+
+				c = rc[w];
+				*desc = rcn[w];
 			}
 			break;
 		default:
 			c = _IOC(rndn(4), LOFI_IOC_MAGIC, 0x10, rndn(1u << 14));
-			*desc = "DKIOCSTATE's nr with a random size/dir";
+			*desc = "LOFI_DKIOCSTATE's nr with a random size/dir";
 			break;
 		}
 		if (denied_type(_IOC_TYPE(c)))
 			continue;
 		if (!on_blk && is_lofi_cmd(c))
 			continue;
-		if (on_blk && c == (uint32_t)DKIOCSTATE)
+		if (on_blk && c == (uint32_t)LOFI_DKIOCSTATE)
 			continue;
 		if (on_blk && c == LOFI_CHECK_COMPRESSED)
 			*desc = "LOFI_CHECK_COMPRESSED on a block device";
+		if (on_blk && c == LOFI_SET_CAPACITY)
+			*desc = "LOFI_SET_CAPACITY on a block device";
 		return c;
 	}
 }
@@ -1432,6 +1504,8 @@ static int plausible(int ci, struct lofi_ioctl *li)
 		li->li_cleanup = chance(300) ? rnd_flag() : 0;
 	}
 	li->li_readonly = rnd_flag();
+	if (chance(30))
+		rnd_map_fields(li);
 	if (chance(30))
 		li->li_algorithm[0] = 'g', li->li_algorithm[1] = 'z';
 	if (chance(30))
@@ -1684,15 +1758,15 @@ static void blk_call(void)
 	int i = rndn(nheld), fd = held[i].fd, ptr, err, r;
 	unsigned n = held[i].n;
 	struct slot *s = &slots[n];
-	uint32_t cur = s->state == S_GONE ? DKIO_DEV_GONE : DKIO_INSERTED;
+	uint32_t cur = s->state == S_GONE ? LOFI_DKIO_DEV_GONE : LOFI_DKIO_INSERTED;
 	unsigned kind = rndn(100);
 	char buf[64];
 	void *arg;
 
 	if (kind < 30) {
-		/* DKIOCSTATE with a state other than the current one: at once. */
-		static const uint32_t states[] = { DKIO_NONE, DKIO_EJECTED, DKIO_INSERTED, DKIO_DEV_GONE, 4,
-						   0xffffffffu };
+		/* LOFI_DKIOCSTATE with a state other than the current one: at once. */
+		static const uint32_t states[] = { LOFI_DKIO_NONE, LOFI_DKIO_EJECTED, LOFI_DKIO_INSERTED,
+						   LOFI_DKIO_DEV_GONE, 4, 0xffffffffu };
 		uint32_t st;
 
 		do
@@ -1705,27 +1779,27 @@ static void blk_call(void)
 		calls++;
 		/* Must not block; if it does, a timer ends it (EINTR: unexpected). */
 		setitimer(ITIMER_REAL, &guard, NULL);
-		r = ioctl(fd, DKIOCSTATE, arg);
+		r = ioctl(fd, LOFI_DKIOCSTATE, arg);
 		err = r < 0 ? errno : 0;
 		setitimer(ITIMER_REAL, &off, NULL);
 		count_result(err);
-		snprintf(buf, sizeof(buf), "DKIOCSTATE(%#x)", st);
+		snprintf(buf, sizeof(buf), "LOFI_DKIOCSTATE(%#x)", st);
 		blk_result(n, buf, ptr, err, ptr == P_GOOD ? 0 : EFAULT);
 		if (!err && ptr == P_GOOD && *(uint32_t *)arg != cur)
-			unexp("/dev/lofi/%u: DKIOCSTATE(%#x) returned state %u, want %u", n, st,
+			unexp("/dev/lofi/%u: LOFI_DKIOCSTATE(%#x) returned state %u, want %u", n, st,
 			      *(uint32_t *)arg, cur);
 	} else if (kind < 31) {
-		/* DKIOCSTATE with the current state: blocks; a timer interrupts it. */
+		/* LOFI_DKIOCSTATE with the current state: blocks; a timer interrupts it. */
 		struct itimerval it = { { 0, 5000 }, { 0, 5000 } }, off = { { 0, 0 }, { 0, 0 } };
 		uint32_t st = cur;
 
 		setitimer(ITIMER_REAL, &it, NULL);
 		calls++;
-		r = ioctl(fd, DKIOCSTATE, &st);
+		r = ioctl(fd, LOFI_DKIOCSTATE, &st);
 		err = r < 0 ? errno : 0;
 		setitimer(ITIMER_REAL, &off, NULL);
 		count_result(err);
-		blk_result(n, "DKIOCSTATE(current state) interrupted by SIGALRM", P_GOOD, err, EINTR);
+		blk_result(n, "LOFI_DKIOCSTATE(current state) interrupted by SIGALRM", P_GOOD, err, EINTR);
 	} else if (kind < 45) {
 		/* HDIO_GETGEO */
 		struct hd_geometry g;
@@ -1779,7 +1853,7 @@ static void blk_call(void)
 				unexp("/dev/lofi/%u: %s = %" PRIu64 ", want %" PRIu64, n, q[qi].name, got, want);
 		}
 	} else {
-		/* Random numbers, control commands, DKIOCSTATE with the wrong size. */
+		/* Random numbers, control commands, LOFI_DKIOCSTATE with the wrong size. */
 		const char *desc;
 		uint32_t c = random_cmd(1, &desc);
 		char junk[LI_SIZE];
@@ -1945,14 +2019,26 @@ static void fuzz_one(void)
 		ci = chance(800) ? C_GET_FILENAME + rndn(3) : rndn(4);
 		idx = plausible(ci, &li);
 		ctl_call(ci, rndn(3), chance(500) ? P_RO : P_RO_TAIL, &li, label_of(idx));
-	} else if (k < 560) {
+	} else if (k < 540) {
 		random_ctl_cmd();
+	} else if (k < 560) {
+		/* Plausible, with map fields set (refused by a map, else ignored). */
+		ci = rndn(LOFI_NR_COMMANDS);
+		idx = plausible(ci, &li);
+		rnd_map_fields(&li);
+		ctl_call(ci, rndn(3), P_GOOD, &li, label_of(idx));
 	} else if (k < 660) {
-		/* Random contents (the reserved words too, mostly). */
+		/* Random contents (the reserved words and the map fields too, mostly). */
 		ci = rndn(LOFI_NR_COMMANDS);
 		rnd_fill(&li, sizeof(li));
 		if (chance(300))
 			memset(li.li_reserved, 0, sizeof(li.li_reserved));
+		if (chance(300)) {
+			li.li_flags = 0;
+			li.li_block_size = chance(500) ? 0 : LOFI_BLOCK_SIZE_DEFAULT;
+			li.li_offset = 0;
+			li.li_sizelimit = 0;
+		}
 		if (chance(300))
 			li.li_minor = rnd_minor();
 		ctl_call(ci, rndn(3), P_GOOD, &li, "random contents");
@@ -1960,7 +2046,7 @@ static void fuzz_one(void)
 		/* Plausible, with a reserved word set. */
 		ci = rndn(LOFI_NR_COMMANDS);
 		idx = plausible(ci, &li);
-		li.li_reserved[rndn(15)] = chance(500) ? 1 : rnd32() | 0x80;
+		li.li_reserved[rndn(LOFI_RESERVED_WORDS)] = chance(500) ? 1 : rnd32() | 0x80;
 		ctl_call(ci, rndn(3), P_GOOD, &li, label_of(idx));
 	} else if (k < 725) {
 		/* Plausible commands that change mappings. */
@@ -2034,7 +2120,7 @@ int main(int argc, char **argv)
 		die("chdir %s: %s", dir, strerror(errno));
 
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_alarm;	/* no SA_RESTART: DKIOCSTATE returns EINTR */
+	sa.sa_handler = on_alarm;	/* no SA_RESTART: LOFI_DKIOCSTATE returns EINTR */
 	sigaction(SIGALRM, &sa, NULL);
 
 	ctl_fd[0] = open(CTL_PATH, O_RDWR | O_CLOEXEC);

@@ -248,13 +248,13 @@ static int cmd_close_umount(const char *dev, const char *mnt, const char *mode)
 static const char *state_name(uint32_t s)
 {
 	switch (s) {
-	case DKIO_NONE:
+	case LOFI_DKIO_NONE:
 		return "DKIO_NONE";
-	case DKIO_EJECTED:
+	case LOFI_DKIO_EJECTED:
 		return "DKIO_EJECTED";
-	case DKIO_INSERTED:
+	case LOFI_DKIO_INSERTED:
 		return "DKIO_INSERTED";
-	case DKIO_DEV_GONE:
+	case LOFI_DKIO_DEV_GONE:
 		return "DKIO_DEV_GONE";
 	}
 	return "DKIO_?";
@@ -262,17 +262,17 @@ static const char *state_name(uint32_t s)
 
 static int cmd_gone_umount(const char *dev, const char *mnt)
 {
-	uint32_t state = DKIO_NONE;
+	uint32_t state = LOFI_DKIO_NONE;
 	int fd = open(dev, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
 		die_errno(errno, "open %s", dev);
-	if (ioctl(fd, DKIOCSTATE, &state) < 0)
+	if (ioctl(fd, LOFI_DKIOCSTATE, &state) < 0)
 		die_errno(errno, "DKIOCSTATE(DKIO_NONE) on %s", dev);
-	while (state != DKIO_DEV_GONE) {
+	while (state != LOFI_DKIO_DEV_GONE) {
 		printf("waiting: %s\n", state_name(state));
 		fflush(stdout);
-		if (ioctl(fd, DKIOCSTATE, &state) < 0)
+		if (ioctl(fd, LOFI_DKIOCSTATE, &state) < 0)
 			die_errno(errno, "DKIOCSTATE(%s) on %s", state_name(state), dev);
 	}
 	/* DKIO_DEV_GONE promises the backing file is closed: umount at once. */

@@ -13,9 +13,10 @@
  *   lofi_map list                     a status line for every mapping
  *   lofi_map maxminor                 print lofi_max_files (LOFI_GET_MAXMINOR)
  *   lofi_map unmap-all [force]        unmap every mapping (test cleanup)
- *   lofi_map wait-gone DEV            open DEV and wait in DKIOCSTATE until the
- *                                     device is gone: prints "waiting: STATE" once
- *                                     blocked, then "DKIO_DEV_GONE"
+ *   lofi_map wait-gone DEV            open DEV and wait in LOFI_DKIOCSTATE until
+ *                                     the device is gone: prints "waiting: STATE"
+ *                                     once blocked, then "DKIO_DEV_GONE" (states
+ *                                     by their illumos names, without LOFI_)
  *   lofi_map open DEV [rw]            open DEV and close it again
  *   lofi_map cycle FILE COUNT [SECS]  map and unmap FILE COUNT times, checking
  *                                     each round (a fast loop: no fork per round);
@@ -197,13 +198,13 @@ static void print_status(unsigned n, const struct lofi_ioctl *li)
 static const char *state_name(uint32_t s)
 {
 	switch (s) {
-	case DKIO_NONE:
+	case LOFI_DKIO_NONE:
 		return "DKIO_NONE";
-	case DKIO_EJECTED:
+	case LOFI_DKIO_EJECTED:
 		return "DKIO_EJECTED";
-	case DKIO_INSERTED:
+	case LOFI_DKIO_INSERTED:
 		return "DKIO_INSERTED";
-	case DKIO_DEV_GONE:
+	case LOFI_DKIO_DEV_GONE:
 		return "DKIO_DEV_GONE";
 	}
 	return "DKIO_?";
@@ -396,19 +397,19 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(cmd, "wait-gone") == 0 && argc == 3) {
-		uint32_t state = DKIO_NONE;
+		uint32_t state = LOFI_DKIO_NONE;
 
 		fd = open(argv[2], O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			die_errno(errno, "open %s", argv[2]);
-		if (ioctl(fd, DKIOCSTATE, &state) < 0)
-			die_errno(errno, "DKIOCSTATE(DKIO_NONE) on %s", argv[2]);
-		while (state != DKIO_DEV_GONE) {
+		if (ioctl(fd, LOFI_DKIOCSTATE, &state) < 0)
+			die_errno(errno, "LOFI_DKIOCSTATE(DKIO_NONE) on %s", argv[2]);
+		while (state != LOFI_DKIO_DEV_GONE) {
 			printf("waiting: %s\n", state_name(state));
 			fflush(stdout);
 			/* Blocks until the state differs from the one passed. */
-			if (ioctl(fd, DKIOCSTATE, &state) < 0)
-				die_errno(errno, "DKIOCSTATE(%s) on %s", state_name(state), argv[2]);
+			if (ioctl(fd, LOFI_DKIOCSTATE, &state) < 0)
+				die_errno(errno, "LOFI_DKIOCSTATE(%s) on %s", state_name(state), argv[2]);
 		}
 		printf("%s\n", state_name(state));
 		return 0;

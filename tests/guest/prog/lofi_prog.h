@@ -12,7 +12,10 @@
 
 #include <linux/lofi.h>
 
-/* The commands of /dev/lofictl that lofi implements, with their names. */
+/*
+ * The commands of /dev/lofictl that lofi implements, with their names (not
+ * the reserved LOFI_CHECK_COMPRESSED and LOFI_SET_CAPACITY: ENOTTY).
+ */
 struct lofi_command {
 	const char *name;
 	unsigned long cmd;

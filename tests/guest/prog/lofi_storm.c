@@ -14,9 +14,9 @@
  *       N, MAP_FILE of one file rw vs rw and rw vs ro (one N, one EBUSY),
  *       MAP_FILE_MINOR of one N with two files (N, EEXIST).
  *   lofi_storm signals DIR ROUNDS
- *       DKIOCSTATE waiters: one interrupted by a caught signal (EINTR, the
+ *       LOFI_DKIOCSTATE waiters: one interrupted by a caught signal (EINTR, the
  *       device still fine), one killed by SIGKILL, one killed by SIGTERM or
- *       woken by a forced unmap (DKIO_DEV_GONE); then the device unmaps
+ *       woken by a forced unmap (LOFI_DKIO_DEV_GONE); then the device unmaps
  *       without force (no open leaked) or is removed at the last close.
  *   lofi_storm rmmod-race FILE ROUND
  *       One round of rmmod (delete_module) racing open + MAP_FILE: prints
@@ -945,11 +945,11 @@ struct waiter_report {
 
 enum { W_CAUGHT, W_SIGKILL, W_SIGTERM, W_GONE };
 
-/* A DKIOCSTATE waiter: reports on fd OUT. */
+/* A LOFI_DKIOCSTATE waiter: reports on fd OUT. */
 static void waiter(const char *dev, int role, uint32_t tag, int out)
 {
 	struct waiter_report rep = { 0 };
-	uint32_t state = DKIO_NONE;
+	uint32_t state = LOFI_DKIO_NONE;
 	uint32_t *buf = xalloc_aligned(BLK);
 	int fd;
 
@@ -963,19 +963,19 @@ static void waiter(const char *dev, int role, uint32_t tag, int out)
 	fd = open(dev, O_RDONLY | O_DIRECT | O_CLOEXEC);
 	if (fd < 0)
 		die("waiter: open %s: %s", dev, ename(errno));
-	if (ioctl(fd, DKIOCSTATE, &state) < 0 || state != DKIO_INSERTED)
-		die("waiter: DKIOCSTATE(DKIO_NONE) on %s: %s, state %u", dev, ename(errno), state);
+	if (ioctl(fd, LOFI_DKIOCSTATE, &state) < 0 || state != LOFI_DKIO_INSERTED)
+		die("waiter: LOFI_DKIOCSTATE(LOFI_DKIO_NONE) on %s: %s, state %u", dev, ename(errno), state);
 	if (write(out, "R", 1) != 1)
 		die("waiter: write: %s", ename(errno));
-	/* Blocks until the state differs from DKIO_INSERTED. */
-	rep.ret = ioctl(fd, DKIOCSTATE, &state);
+	/* Blocks until the state differs from LOFI_DKIO_INSERTED. */
+	rep.ret = ioctl(fd, LOFI_DKIOCSTATE, &state);
 	rep.err = rep.ret < 0 ? errno : 0;
 	rep.state = (int)state;
 	rep.caught = caught;
 	if (role == W_CAUGHT) {
 		/* The device is still fine. */
-		state = DKIO_NONE;
-		rep.fine = ioctl(fd, DKIOCSTATE, &state) == 0 && state == DKIO_INSERTED &&
+		state = LOFI_DKIO_NONE;
+		rep.fine = ioctl(fd, LOFI_DKIOCSTATE, &state) == 0 && state == LOFI_DKIO_INSERTED &&
 			   pread(fd, buf, BLK, 0) == BLK && buf[0] == tag && buf[BLK / 4 - 1] == tag;
 	}
 	if (write(out, &rep, sizeof(rep)) != (ssize_t)sizeof(rep))
@@ -1045,12 +1045,12 @@ static int cmd_signals(const char *dir, int rounds)
 			if (!read_within(pipes[j][0], &c, 1, 20))
 				die("round %d: waiter %d did not start", i, j);
 		}
-		/* All three asleep in DKIOCSTATE before any signal. */
+		/* All three asleep in LOFI_DKIOCSTATE before any signal. */
 		end = now() + 20;
 		for (j = 0; j < 3; j++)
 			while (!in_ioctl(pids[j])) {
 				if (now() > end)
-					die("round %d: waiter %d is not asleep in DKIOCSTATE after 20 s", i, j);
+					die("round %d: waiter %d is not asleep in LOFI_DKIOCSTATE after 20 s", i, j);
 				msleep(5);
 			}
 		add(&sh->ops, 3);
@@ -1058,19 +1058,19 @@ static int cmd_signals(const char *dir, int rounds)
 		/* A caught signal: EINTR, and the device still works. */
 		kill(pids[0], SIGUSR1);
 		if (!read_within(pipes[0][0], &rep, sizeof(rep), 10)) {
-			bad("round %d: the waiter sent SIGUSR1 (with a handler) did not return from DKIOCSTATE within 10 s",
+			bad("round %d: the waiter sent SIGUSR1 (with a handler) did not return from LOFI_DKIOCSTATE within 10 s",
 			    i);
 			kill(pids[0], SIGKILL);
 		} else {
 			if (rep.ret != -1 || rep.err != EINTR)
-				undoc("round %d: DKIOCSTATE interrupted by a caught SIGUSR1 returned %d %s (state %d), want EINTR",
+				undoc("round %d: LOFI_DKIOCSTATE interrupted by a caught SIGUSR1 returned %d %s (state %d), want EINTR",
 				      i, rep.ret, ename(rep.err), rep.state);
 			else
 				eintr++;
 			if (rep.caught != SIGUSR1)
 				bad("round %d: the SIGUSR1 handler did not run", i);
 			if (!rep.fine)
-				bad("round %d: after EINTR, DKIOCSTATE or reading %s did not work", i, dev);
+				bad("round %d: after EINTR, LOFI_DKIOCSTATE or reading %s did not work", i, dev);
 		}
 		reap(pids[0], "the interrupted waiter");
 
@@ -1095,11 +1095,11 @@ static int cmd_signals(const char *dir, int rounds)
 			 * unmap succeeds (EBUSY only while udev probes). */
 			{
 				int dfd = open(dev, O_RDONLY | O_DIRECT | O_CLOEXEC);
-				uint32_t st = DKIO_NONE;
+				uint32_t st = LOFI_DKIO_NONE;
 
 				if (dfd < 0)
 					bad("round %d: open %s after the killed waiters: %s", i, dev, ename(errno));
-				else if (ioctl(dfd, DKIOCSTATE, &st) < 0 || st != DKIO_INSERTED ||
+				else if (ioctl(dfd, LOFI_DKIOCSTATE, &st) < 0 || st != LOFI_DKIO_INSERTED ||
 					 pread(dfd, buf, BLK, 0) != BLK || buf[0] != tag)
 					bad("round %d: %s is not fine after the killed waiters", i, dev);
 				if (dfd >= 0)
@@ -1114,7 +1114,7 @@ static int cmd_signals(const char *dir, int rounds)
 			else
 				op_done(&sh->unmaps);
 		} else {
-			/* A forced unmap wakes the last waiter with DKIO_DEV_GONE. */
+			/* A forced unmap wakes the last waiter with LOFI_DKIO_DEV_GONE. */
 			r = unmap_file(fd, n, NULL, 1, 0, 0, NULL, NULL);
 			if (r)
 				bad("round %d: forced unmap of %s: %s", i, dev, ename(r));
@@ -1126,8 +1126,8 @@ static int cmd_signals(const char *dir, int rounds)
 				    r ? ename(r) : "success");
 			if (!read_within(pipes[2][0], &rep, sizeof(rep), 10))
 				bad("round %d: the waiter was not woken by the forced unmap within 10 s", i);
-			else if (rep.ret != 0 || rep.state != DKIO_DEV_GONE)
-				bad("round %d: the waiter woken by the forced unmap got %d %s state %d, want DKIO_DEV_GONE",
+			else if (rep.ret != 0 || rep.state != LOFI_DKIO_DEV_GONE)
+				bad("round %d: the waiter woken by the forced unmap got %d %s state %d, want LOFI_DKIO_DEV_GONE",
 				    i, rep.ret, ename(rep.err), rep.state);
 			else
 				gone++;
@@ -1363,7 +1363,7 @@ static void opener(const char *dev)
 		while (!__atomic_load_n(&sh->od_stop, __ATOMIC_SEQ_CST)) {
 			double t0 = now(), unmapped;
 			int fd = open(dev, O_RDONLY | O_DIRECT | O_CLOEXEC), mode = sh->od_mode;
-			uint32_t st = DKIO_NONE;
+			uint32_t st = LOFI_DKIO_NONE;
 
 			__atomic_load(&sh->od_unmapped, &unmapped, __ATOMIC_SEQ_CST);
 			add(&sh->ops, 1);
@@ -1386,12 +1386,12 @@ static void opener(const char *dev)
 			if (mode != 1 && unmapped > 0 && t0 > unmapped)
 				bad("open-detach (%s): an open of %s begun %.1f ms after the unmap returned succeeded",
 				    mode_names[mode], dev, (t0 - unmapped) * 1000);
-			if (ioctl(fd, DKIOCSTATE, &st) < 0)
-				undoc("open-detach (%s): DKIOCSTATE(DKIO_NONE): %s", mode_names[mode], ename(errno));
-			else if (st == DKIO_DEV_GONE && mode == 0)
+			if (ioctl(fd, LOFI_DKIOCSTATE, &st) < 0)
+				undoc("open-detach (%s): LOFI_DKIOCSTATE(LOFI_DKIO_NONE): %s", mode_names[mode], ename(errno));
+			else if (st == LOFI_DKIO_DEV_GONE && mode == 0)
 				sh->od_gone_state++;
-			else if (st != DKIO_INSERTED)
-				bad("open-detach (%s): DKIOCSTATE of an open device: %u", mode_names[mode], st);
+			else if (st != LOFI_DKIO_INSERTED)
+				bad("open-detach (%s): LOFI_DKIOCSTATE of an open device: %u", mode_names[mode], st);
 			if (pread(fd, buf, BLK, 0) != BLK) {
 				if (errno == EIO && mode == 0)
 					sh->od_eio++;

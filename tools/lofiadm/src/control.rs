@@ -206,7 +206,7 @@ mod tests {
             }
         );
         // No devpath from the driver: the standard name.
-        li.li_devpath = [0; crate::uapi::PATH_MAX];
+        li.li_devpath = [0; crate::uapi::DEVPATH_LEN];
         li.li_algorithm[..4].copy_from_slice(b"gzip");
         let m = Mapping::from_ioctl(9, &li);
         assert_eq!(m.device, "/dev/lofi/9");

@@ -1,14 +1,15 @@
 //! lofiadm's hand-written ABI mirror (src/uapi.rs) against the C header
 //! include/uapi/linux/lofi.h: a C program built against the header prints
-//! the structure's size, every field's offset and size and every constant;
+//! the structure's size and alignment, every field's offset and size and
+//! every constant (sizes, limits, commands, states);
 //! each line must equal the one computed from the Rust definitions.
 //! Needs a C compiler (`cc`, or $CC).
 
-use std::mem::{offset_of, size_of, size_of_val};
+use std::mem::{align_of, offset_of, size_of, size_of_val};
 use std::path::Path;
 use std::process::Command;
 
-use lofiadm::uapi::{self, LofiIoctl, request};
+use lofiadm::uapi::{self, LofiIoctl, dkio, request};
 
 macro_rules! field {
     ($f:ident) => {{
@@ -27,16 +28,28 @@ fn rust_lines() -> Vec<String> {
     let block_dir = uapi::BLOCK_DIR.strip_prefix("/dev/").unwrap();
     vec![
         format!("size lofi_ioctl {}", size_of::<LofiIoctl>()),
+        format!("align lofi_ioctl {}", align_of::<LofiIoctl>()),
         field!(li_minor),
         field!(li_force),
         field!(li_cleanup),
         field!(li_readonly),
+        field!(li_flags),
+        field!(li_block_size),
+        field!(li_offset),
+        field!(li_sizelimit),
         field!(li_filename),
         field!(li_devpath),
         field!(li_algorithm),
         field!(li_reserved),
-        format!("const PATH_MAX {:#x}", uapi::PATH_MAX),
+        format!("const LOFI_PATH_LEN {:#x}", uapi::PATH_LEN),
+        format!("const LOFI_DEVPATH_LEN {:#x}", uapi::DEVPATH_LEN),
         format!("const LOFI_ALGORITHM_LEN {:#x}", uapi::ALGORITHM_LEN),
+        format!("const LOFI_RESERVED_WORDS {:#x}", uapi::RESERVED_WORDS),
+        format!("const LOFI_FLAGS_KNOWN {:#x}", uapi::FLAGS_KNOWN),
+        format!(
+            "const LOFI_BLOCK_SIZE_DEFAULT {:#x}",
+            uapi::BLOCK_SIZE_DEFAULT
+        ),
         format!("const LOFI_IOC_MAGIC {:#x}", uapi::IOC_MAGIC),
         format!(
             "const LOFI_MAX_FILES_DEFAULT {:#x}",
@@ -56,6 +69,12 @@ fn rust_lines() -> Vec<String> {
             "const LOFI_CHECK_COMPRESSED {:#x}",
             request::CHECK_COMPRESSED
         ),
+        format!("const LOFI_SET_CAPACITY {:#x}", request::SET_CAPACITY),
+        format!("const LOFI_DKIOCSTATE {:#x}", request::DKIOCSTATE),
+        format!("const LOFI_DKIO_NONE {:#x}", dkio::NONE),
+        format!("const LOFI_DKIO_EJECTED {:#x}", dkio::EJECTED),
+        format!("const LOFI_DKIO_INSERTED {:#x}", dkio::INSERTED),
+        format!("const LOFI_DKIO_DEV_GONE {:#x}", dkio::DEV_GONE),
         format!("string LOFI_CTL_NAME {ctl_name}"),
         format!("string LOFI_BLOCK_DIR {block_dir}"),
     ]

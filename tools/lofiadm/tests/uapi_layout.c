@@ -11,22 +11,32 @@
 #define FIELD(f)                                                        \
 	printf("field %s %zu %zu\n", #f, offsetof(struct lofi_ioctl, f), \
 	       sizeof(((struct lofi_ioctl *)0)->f))
-#define CONST(c) printf("const %s %#lx\n", #c, (unsigned long)(c))
+/* "0x%lx", not "%#lx": the same text as Rust's {:#x} for 0 too. */
+#define CONST(c) printf("const %s 0x%lx\n", #c, (unsigned long)(c))
 #define STRING(s) printf("string %s %s\n", #s, s)
 
 int main(void)
 {
 	printf("size lofi_ioctl %zu\n", sizeof(struct lofi_ioctl));
+	printf("align lofi_ioctl %zu\n", (size_t)__alignof__(struct lofi_ioctl));
 	FIELD(li_minor);
 	FIELD(li_force);
 	FIELD(li_cleanup);
 	FIELD(li_readonly);
+	FIELD(li_flags);
+	FIELD(li_block_size);
+	FIELD(li_offset);
+	FIELD(li_sizelimit);
 	FIELD(li_filename);
 	FIELD(li_devpath);
 	FIELD(li_algorithm);
 	FIELD(li_reserved);
-	CONST(PATH_MAX);
+	CONST(LOFI_PATH_LEN);
+	CONST(LOFI_DEVPATH_LEN);
 	CONST(LOFI_ALGORITHM_LEN);
+	CONST(LOFI_RESERVED_WORDS);
+	CONST(LOFI_FLAGS_KNOWN);
+	CONST(LOFI_BLOCK_SIZE_DEFAULT);
 	CONST(LOFI_IOC_MAGIC);
 	CONST(LOFI_MAX_FILES_DEFAULT);
 	CONST(LOFI_MAP_FILE);
@@ -37,6 +47,12 @@ int main(void)
 	CONST(LOFI_GET_MINOR);
 	CONST(LOFI_GET_MAXMINOR);
 	CONST(LOFI_CHECK_COMPRESSED);
+	CONST(LOFI_SET_CAPACITY);
+	CONST(LOFI_DKIOCSTATE);
+	CONST(LOFI_DKIO_NONE);
+	CONST(LOFI_DKIO_EJECTED);
+	CONST(LOFI_DKIO_INSERTED);
+	CONST(LOFI_DKIO_DEV_GONE);
 	STRING(LOFI_CTL_NAME);
 	STRING(LOFI_BLOCK_DIR);
 	return 0;
