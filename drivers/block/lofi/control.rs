@@ -7,16 +7,17 @@
 //! See Documentation/userspace-api/lofi.rst for every command and error.
 
 use crate::{
-    device::{Device, DeviceConfig, LofiDisk, Phase, QUEUE_DEPTH},
+    backing::{open_backing, path_identity},
+    device::{Device, DeviceConfig, LofiDisk, QUEUE_DEPTH},
     geometry,
     kext::{
-        blk::{disk_is_ours, Disk, DiskConfig},
-        file::{FileKind, KernelFile},
+        blk::{Disk, DiskConfig},
+        file::{Identity, KernelFile},
         misc::MiscHandler,
         module_ref::ModuleRef,
-        workqueue::OwnedQueue,
+        workqueue::{flags, OwnedQueue},
     },
-    registry::{self, Mapping, REGISTRY},
+    lifecycle, registry,
     uapi::{self, LofiIoctl},
 };
 use kernel::{fs::File, prelude::*, str::CString, sync::Arc};
@@ -36,18 +37,19 @@ const O_ACCMODE: u32 = 3;
 
 /// Serves the control device's ioctls.
 pub(crate) struct Control {
-    /// Where removals after a last close run; destroyed (and so drained) at
-    /// module unload, after every mapping is gone.
-    removals: Arc<OwnedQueue>,
+    /// Where devices' teardown work runs: any number of items at once, so
+    /// that one stuck device holds up no other. Destroyed (and so drained)
+    /// at module unload, after every device is gone.
+    teardown_queue: Arc<OwnedQueue>,
 }
 
 impl Control {
     /// The control device's handler.
     pub(crate) fn new() -> Result<Self> {
-        let removals =
-            OwnedQueue::new(c"lofi_remove", 0, crate::kext::workqueue::flags::UNBOUND, 1)?;
+        // max_active 0: the workqueue default (many at once).
+        let teardown_queue = OwnedQueue::new(c"lofi_teardown", 0, flags::UNBOUND, 0)?;
         Ok(Self {
-            removals: Arc::new(removals, GFP_KERNEL)?,
+            teardown_queue: Arc::new(teardown_queue, GFP_KERNEL)?,
         })
     }
 }
@@ -75,8 +77,8 @@ impl MiscHandler for Control {
             | uapi::LOFI_GET_FILENAME
             | uapi::LOFI_GET_MINOR
             | uapi::LOFI_GET_MAXMINOR => {}
-            // Reserved for compressed images, which are not supported yet.
-            uapi::LOFI_CHECK_COMPRESSED => return Err(ENOTTY),
+            // Reserved (compressed images, capacity changes): not yet.
+            uapi::LOFI_CHECK_COMPRESSED | uapi::LOFI_SET_CAPACITY => return Err(ENOTTY),
             _ => return Err(ENOTTY),
         }
         if changes_mappings(cmd) && file.flags() & O_ACCMODE == O_RDONLY {
@@ -97,7 +99,7 @@ impl MiscHandler for Control {
             uapi::LOFI_GET_FILENAME => get_filename(&mut li, arg),
             uapi::LOFI_GET_MINOR => get_minor(&mut li, arg),
             _ => {
-                li.li_minor = REGISTRY.lock().max();
+                li.li_minor = registry::with(|reg| Ok(reg.max()))?;
                 li.write_to(arg)?;
                 Ok(0)
             }
@@ -114,76 +116,76 @@ fn request_path(li: &LofiIoctl) -> Result<&CStr> {
     Ok(path)
 }
 
-/// Opens the backing file: read-write unless asked for read-only, falling
-/// back to read-only when writing is not permitted. Only regular files and
-/// block devices are opened at all (no device side effects, no FIFO waits).
-fn open_backing(path: &CStr, read_only: bool) -> Result<KernelFile> {
-    if KernelFile::open_path(path)?.kind() == FileKind::Other {
+/// Checks the map options against what this driver implements: unknown
+/// flags, a block size other than the default, an offset or a size limit
+/// are `EINVAL` (see the extension rules in include/uapi/linux/lofi.h),
+/// and so is an algorithm name (compressed images are not supported yet).
+fn check_map_options(li: &LofiIoctl) -> Result {
+    if li.li_flags & !uapi::LOFI_FLAGS_KNOWN != 0
+        || !matches!(li.li_block_size, 0 | uapi::LOFI_BLOCK_SIZE_DEFAULT)
+        || li.li_offset != 0
+        || li.li_sizelimit != 0
+        || li.li_algorithm[0] != 0
+    {
         return Err(EINVAL);
     }
-    let mut file = match KernelFile::open_data(path, !read_only) {
-        Err(e) if !read_only && (e == EACCES || e == EPERM || e == EROFS) => {
-            KernelFile::open_data(path, false)?
-        }
-        other => other?,
-    };
-    // The path may have been replaced since the look: judge the open file.
-    if file.kind() == FileKind::Other {
-        return Err(EINVAL);
-    }
-    file.clear_nonblock();
-    if let Some(disk) = file.block_disk() {
-        // SAFETY: `block_disk` returns the valid disk of the open device.
-        if unsafe { disk_is_ours::<LofiDisk>(disk) } {
-            return Err(EINVAL);
-        }
-    }
-    Ok(file)
+    Ok(())
 }
 
-/// Fills the output fields of a request for mapping `n`.
-fn describe(li: &mut LofiIoctl, n: u32, read_only: bool) -> Result {
-    li.li_minor = n;
-    li.li_readonly = u32::from(read_only);
-    let path = CString::try_from_fmt(fmt!("/dev/lofi/{n}"))?;
+/// Fills the output fields of a request for the device `dev`.
+fn describe(li: &mut LofiIoctl, dev: &Device) -> Result {
+    li.li_minor = dev.number;
+    li.li_readonly = u32::from(dev.read_only);
+    li.li_flags = 0;
+    li.li_block_size = uapi::LOFI_BLOCK_SIZE_DEFAULT;
+    li.li_offset = 0;
+    li.li_sizelimit = 0;
+    let path = CString::try_from_fmt(fmt!("/dev/lofi/{}", dev.number))?;
     uapi::set_c_string(&mut li.li_devpath, path.to_bytes());
     Ok(())
 }
 
 impl Control {
     fn map(&self, li: &mut LofiIoctl, arg: usize, requested: Option<u32>) -> Result<isize> {
+        check_map_options(li)?;
         let path = request_path(li)?;
-        if li.li_algorithm[0] != 0 {
-            return Err(EINVAL);
-        }
+        let max = registry::with(|reg| Ok(reg.max()))?;
         match requested {
             Some(0) => return Err(EINVAL),
-            Some(n) if n > REGISTRY.lock().max() => return Err(ERANGE),
+            Some(n) if n > max => return Err(ERANGE),
             _ => {}
         }
         let file = open_backing(path, li.li_readonly != 0)?;
-        let capacity = geometry::capacity_sectors(file.size())?;
+        let capacity = geometry::capacity_sectors(file.size()?)?;
         let read_only = !file.writable();
         let identity = file.identity();
         let mut filename = KVec::with_capacity(path.to_bytes().len(), GFP_KERNEL)?;
         filename.extend_from_slice(path.to_bytes(), GFP_KERNEL)?;
 
-        let n = REGISTRY.lock().reserve(requested, identity, read_only)?;
+        let nodes = registry::InstallNodes::new()?;
+        let n = registry::with(|reg| reg.reserve(requested, identity, read_only))?;
         match self.build(n, file, capacity, read_only, identity, filename, li, arg) {
-            Ok(mapping) => {
-                REGISTRY.lock().install(n, mapping);
+            Ok((dev, devt)) => {
+                // The table outlives every ioctl of the control device.
+                registry::with(|reg| {
+                    reg.install(n, dev, devt, nodes);
+                    Ok(())
+                })?;
                 Ok(n as isize)
             }
             Err(e) => {
-                REGISTRY.lock().release(n);
+                let _ = registry::with(|reg| {
+                    reg.cancel(n, identity);
+                    Ok(())
+                });
                 Err(e)
             }
         }
     }
 
-    /// Builds and adds the disk of mapping `n`; copies the result out
-    /// before the disk becomes visible, so that a bad pointer leaves
-    /// nothing behind.
+    /// Builds the device of mapping `n` and adds its disk; copies the
+    /// result out before the disk becomes visible, so that a bad pointer
+    /// leaves nothing behind. Returns the device and its disk's number.
     #[allow(clippy::too_many_arguments)]
     fn build(
         &self,
@@ -191,19 +193,23 @@ impl Control {
         file: KernelFile,
         capacity: u64,
         read_only: bool,
-        identity: usize,
+        identity: Identity,
         filename: KVec<u8>,
         li: &mut LofiIoctl,
         arg: usize,
-    ) -> Result<KBox<Mapping>> {
-        let device = Device::new(DeviceConfig {
+    ) -> Result<(Arc<Device>, u32)> {
+        // Flushes are sent only where they can work (as `loop` does): a
+        // read-only mapping has nothing to flush, and a file without
+        // `fsync` could only fail them.
+        let write_cache = !read_only && file.can_sync();
+        let dev = Device::new(DeviceConfig {
             number: n,
             capacity,
             read_only,
             identity,
             filename,
             file,
-            removals: self.removals.clone(),
+            teardown_queue: self.teardown_queue.clone(),
             module_ref: ModuleRef::get::<crate::LofiModule>()?,
         })?;
         let name = CString::try_from_fmt(fmt!("lofi{n}"))?;
@@ -211,82 +217,39 @@ impl Control {
             name: &name,
             capacity_sectors: capacity,
             read_only,
-            write_cache: !read_only,
+            write_cache,
             max_hw_sectors: MAX_REQUEST_SECTORS,
             queue_depth: QUEUE_DEPTH,
         };
-        // SAFETY: The device is kept alive by the mapping, which owns the
-        // disk and drops it first.
-        let disk = unsafe { Disk::<LofiDisk>::new(&config, Arc::as_ptr(&device)) }?;
-        let mut mapping = KBox::new(Mapping { disk, device }, GFP_KERNEL)?;
-        describe(li, n, read_only)?;
+        let disk = Disk::<LofiDisk>::new(&config, dev.clone())?;
+        describe(li, &dev)?;
         li.write_to(arg)?;
-        mapping.disk.add()?;
-        Ok(mapping)
+        let devt = dev.add_disk(disk)?;
+        Ok((dev, devt))
     }
 }
 
 /// `LOFI_UNMAP_FILE` (by name) and `LOFI_UNMAP_FILE_MINOR` (by number).
 fn unmap(li: &mut LofiIoctl, arg: usize, by_name: bool) -> Result<isize> {
     let identity = if by_name {
-        Some(path_identity(request_path(li)?))
+        path_identity(request_path(li)?)
     } else {
         None
     };
-    let (n, mapping) = {
-        let mut reg = REGISTRY.lock();
-        let n = if let Some(identity) = identity {
-            find_by_name(&reg, request_path(li)?, identity).ok_or(ENOENT)?
+    let dev = registry::with(|reg| {
+        let n = if by_name {
+            reg.find_by_name(request_path(li)?.to_bytes(), identity)
+                .ok_or(ENOENT)?
         } else {
             li.li_minor
         };
-        let dev = reg.mapped(n).map(|m| m.device.clone()).ok_or(ENXIO)?;
-        let mut st = dev.state.lock();
-        if st.opens == 0 {
-            st.phase = Phase::Removing;
-            drop(st);
-            (n, reg.take(n))
-        } else if li.li_force != 0 {
-            st.phase = Phase::Closing;
-            drop(st);
-            drop(reg);
-            // Drain and close outside every lock.
-            dev.finish_forced_unmap();
-            (n, None)
-        } else if li.li_cleanup != 0 {
-            st.phase = Phase::DetachAtClose;
-            (n, None)
-        } else {
-            return Err(EBUSY);
-        }
-    };
-    if let Some(mapping) = mapping {
-        registry::destroy(n, mapping);
-    }
+        reg.mapped(n).cloned().ok_or(ENXIO)
+    })?;
+    let n = dev.number;
+    lifecycle::unmap(dev, li.li_force != 0, li.li_cleanup != 0)?;
     li.li_minor = n;
     li.write_to(arg)?;
     Ok(0)
-}
-
-/// The identity of the file `path` names now, if any (looked up before
-/// taking the table lock: a lookup may sleep for long).
-fn path_identity(path: &CStr) -> Option<usize> {
-    KernelFile::open_path(path).ok().map(|f| f.identity())
-}
-
-/// The number of the live mapping whose file is `path`: by the name given
-/// at map time, else by `identity`, that of the file `path` names now.
-fn find_by_name(reg: &registry::Registry, path: &CStr, identity: Option<usize>) -> Option<u32> {
-    if let Some(m) = reg
-        .live()
-        .find(|m| m.device.filename.as_slice() == path.to_bytes())
-    {
-        return Some(m.device.number);
-    }
-    let identity = identity?;
-    reg.live()
-        .find(|m| m.device.identity == identity)
-        .map(|m| m.device.number)
 }
 
 fn get_filename(li: &mut LofiIoctl, arg: usize) -> Result<isize> {
@@ -294,25 +257,21 @@ fn get_filename(li: &mut LofiIoctl, arg: usize) -> Result<isize> {
     if n == 0 {
         return Err(EINVAL);
     }
-    {
-        let reg = REGISTRY.lock();
-        let m = reg.mapped(n).ok_or(ENXIO)?;
-        uapi::set_c_string(&mut li.li_filename, &m.device.filename);
-        describe(li, n, m.device.read_only)?;
-    }
+    let dev = registry::with(|reg| reg.mapped(n).cloned().ok_or(ENXIO))?;
+    uapi::set_c_string(&mut li.li_filename, &dev.filename);
+    describe(li, &dev)?;
     li.write_to(arg)?;
     Ok(0)
 }
 
 fn get_minor(li: &mut LofiIoctl, arg: usize) -> Result<isize> {
-    {
-        let path = uapi::c_string(&li.li_filename).ok_or(EINVAL)?;
-        let identity = path_identity(path);
-        let reg = REGISTRY.lock();
-        let n = find_by_name(&reg, path, identity).ok_or(ENOENT)?;
-        let read_only = reg.mapped(n).map(|m| m.device.read_only).unwrap_or(false);
-        describe(li, n, read_only)?;
-    }
+    let path = uapi::c_string(&li.li_filename).ok_or(EINVAL)?;
+    let identity = path_identity(path);
+    let dev = registry::with(|reg| {
+        let n = reg.find_by_name(path.to_bytes(), identity).ok_or(ENOENT)?;
+        reg.mapped(n).cloned().ok_or(ENOENT)
+    })?;
+    describe(li, &dev)?;
     li.write_to(arg)?;
     Ok(0)
 }

@@ -2,55 +2,70 @@
 
 //! One mapping's device: the backing file served as a disk.
 //!
-//! [`Device`] is what the disk's callbacks and the I/O workers share. Its
-//! life cycle:
+//! A [`Device`] is owned by its gendisk (see `kext::blk`): the disk's
+//! callbacks and the I/O workers reach it through the disk, and it lives
+//! until the last reference to the disk is gone. The mapping table and the
+//! teardown work hold further references while they need it.
+//!
+//! Its life cycle (Documentation/admin-guide/blockdev/lofi.rst draws it):
 //!
 //! ```text
-//!            unmap, not open                   last close
-//!  Active ───────────────────────▶ Removing ◀────────────── Gone / DetachAtClose
-//!    │  unmap -f, open ─▶ Closing ─▶ Gone ───────────────────────┘      ▲
-//!    └─ unmap (cleanup), open ─▶ DetachAtClose ─────────────────────────┘
+//!                 unmap -c, open              last close
+//!   Mapped ─────────────────────▶ DetachAtClose ───────────┐
+//!     │  unmap, not open                                    ▼
+//!     ├────────────────────────────────────────────────▶ Retired ──▶ (removed)
+//!     │  unmap -f, open              last close             ▲
+//!     └─────────────────────▶ Gone ─────────────────────────┘
 //! ```
 //!
-//! Requests pass the [`InflightGate`]; a forced unmap closes it, waits for
-//! the requests inside, and only then closes the backing file.
+//! `Mapped` and `DetachAtClose` count as mappings; `Gone` and `Retired` do
+//! not (queries do not find them, their file may be mapped again), but
+//! keep their number until the disk is removed. Leaving `Mapped` or
+//! `DetachAtClose` for `Gone` or `Retired` starts the teardown work
+//! (`lifecycle.rs`), which closes the backing file once the requests using
+//! it have drained, and for a retired device removes the disk.
 
 use crate::{
-    gate::InflightGate,
     geometry,
     kext::{
-        blk::{BlkStatus, DiskOps, DiskVTable, Geometry, ReqOp, RequestRef},
-        file::KernelFile,
+        blk::{BlkStatus, Disk, DiskOps, DiskVTable, Geometry, ReqOp, RequestRef},
+        event::Event,
+        file::{Identity, KernelFile},
+        gated::Gated,
         module_ref::ModuleRef,
-        workqueue::{NoIoScope, OwnedQueue, RawWork, RawWorkFn},
+        workqueue::{flags, IoFlusherScope, OwnedQueue, RawWork, RawWorkFn},
     },
-    registry,
-    uapi::{DKIOCSTATE, DKIO_DEV_GONE, DKIO_INSERTED},
+    uapi::{LOFI_DKIOCSTATE, LOFI_DKIO_DEV_GONE, LOFI_DKIO_INSERTED},
 };
-use core::cell::UnsafeCell;
 use kernel::{
     new_condvar, new_mutex,
     prelude::*,
     sync::{Arc, ArcBorrow, CondVar, Mutex},
     uaccess::{UserPtr, UserSlice},
-    workqueue::{impl_has_work, new_work, Work, WorkItem},
+    workqueue::{impl_has_work, new_work, Work},
 };
 
 /// Where a device is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
     /// Mapped and usable.
-    Active,
-    /// Unmapped with `li_cleanup` while open: removed at the last close.
+    Mapped,
+    /// Unmapped with `li_cleanup` while open: usable, and still a mapping,
+    /// until its last close.
     DetachAtClose,
-    /// Being force-unmapped: I/O and opens are refused while the requests
-    /// in flight drain and the backing file is closed; then `Gone`.
-    Closing,
-    /// Force-unmapped while open: the backing file is closed, I/O fails,
-    /// opens fail; removed at the last close.
+    /// Force-unmapped while open: I/O fails, opens fail, not a mapping.
+    /// `LOFI_DKIO_DEV_GONE` once the backing file is closed.
     Gone,
-    /// Being removed: no new opens.
-    Removing,
+    /// Unmapped and closed by everyone: the backing file is closed and the
+    /// disk removed by the teardown work.
+    Retired,
+}
+
+impl Phase {
+    /// Whether a device in this phase counts as a mapping.
+    pub(crate) fn is_mapping(self) -> bool {
+        matches!(self, Phase::Mapped | Phase::DetachAtClose)
+    }
 }
 
 /// The mutable state of a device, under [`Device::state`].
@@ -61,42 +76,15 @@ pub(crate) struct DevState {
     pub(crate) phase: Phase,
 }
 
-/// The backing file, closed once after the gate has drained.
-///
-/// # Invariants
-///
-/// The slot is emptied only by [`BackingSlot::take`], whose caller has
-/// closed the device's gate and waited for it to drain; readers hold a gate
-/// entry. So no reader ever sees the slot change under it.
-struct BackingSlot(UnsafeCell<Option<KernelFile>>);
-
-// SAFETY: Access is serialised by the gate protocol (see the invariant);
-// `KernelFile` is `Send + Sync`.
-unsafe impl Sync for BackingSlot {}
-
-impl BackingSlot {
-    /// The file.
-    ///
-    /// # Safety
-    ///
-    /// The caller holds an entry of the device's gate.
-    unsafe fn get(&self) -> Option<&KernelFile> {
-        // SAFETY: With a gate entry held the slot cannot be taken (type
-        // invariant), so a shared reference is sound.
-        unsafe { (*self.0.get()).as_ref() }
-    }
-
-    /// Takes the file out, to close it.
-    ///
-    /// # Safety
-    ///
-    /// The caller closed the device's gate and waited for it to drain
-    /// (`close_and_drain()` returned `true` to it, which happens once).
-    unsafe fn take(&self) -> Option<KernelFile> {
-        // SAFETY: Nobody holds a gate entry any more, and only the one
-        // drainer calls this: access is exclusive.
-        unsafe { (*self.0.get()).take() }
-    }
+/// What an unmap request does to a device (see [`Device::begin_unmap`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unmap {
+    /// Nobody has it open: it is retired now.
+    Retire,
+    /// Forced while open: it is gone now.
+    Force,
+    /// Open, with `li_cleanup`: retired at its last close.
+    AtLastClose,
 }
 
 /// What a mapping is made from.
@@ -104,10 +92,10 @@ pub(crate) struct DeviceConfig {
     pub(crate) number: u32,
     pub(crate) capacity: u64,
     pub(crate) read_only: bool,
-    pub(crate) identity: usize,
+    pub(crate) identity: Identity,
     pub(crate) filename: KVec<u8>,
     pub(crate) file: KernelFile,
-    pub(crate) removals: Arc<OwnedQueue>,
+    pub(crate) teardown_queue: Arc<OwnedQueue>,
     pub(crate) module_ref: ModuleRef,
 }
 
@@ -116,7 +104,12 @@ pub(crate) struct DeviceConfig {
 pub(crate) const QUEUE_DEPTH: u32 = 128;
 const IO_WORKERS: i32 = 8;
 
-/// A mapping's device state, shared by the disk callbacks and I/O workers.
+/// A mapping's device.
+///
+/// # Invariants
+///
+/// `disk`, once set, is the disk whose data this device is; it is taken
+/// out only by the teardown work of a retired device, to remove it.
 #[pin_data]
 pub(crate) struct Device {
     /// The mapping number N.
@@ -125,27 +118,37 @@ pub(crate) struct Device {
     pub(crate) capacity: u64,
     /// The disk refuses writes.
     pub(crate) read_only: bool,
-    /// Identity of the backing data (see `KernelFile::identity`).
-    pub(crate) identity: usize,
+    /// Identity of the backing object.
+    pub(crate) identity: Identity,
     /// The backing file's path as the caller gave it (no NUL).
     pub(crate) filename: KVec<u8>,
+    /// The backing file, behind the gate that the I/O workers pass.
     #[pin]
-    gate: InflightGate,
-    backing: BackingSlot,
+    backing: Gated<KernelFile>,
+    /// The backing file has been closed.
+    #[pin]
+    pub(crate) file_closed: Event,
+    /// The disk has been removed and the number freed.
+    #[pin]
+    pub(crate) removed: Event,
+    /// The disk (set once it is added).
+    #[pin]
+    disk: Mutex<Option<Disk<LofiDisk>>>,
     io_queue: OwnedQueue,
-    removals: Arc<OwnedQueue>,
+    teardown_queue: Arc<OwnedQueue>,
     #[pin]
-    pub(crate) state: Mutex<DevState>,
+    state: Mutex<DevState>,
     #[pin]
     state_changed: CondVar,
     #[pin]
-    removal: Work<Device>,
-    /// Held while the mapping exists: the module stays loaded.
+    teardown: Work<Device>,
+    /// Held while the device exists, so that the module stays loaded while
+    /// any of its code can still run for it. Declared last: dropped last.
     _module_ref: ModuleRef,
 }
 
 impl_has_work! {
-    impl HasWork<Self> for Device { self.removal }
+    impl HasWork<Self> for Device { self.teardown }
 }
 
 impl Device {
@@ -154,7 +157,7 @@ impl Device {
         let io_queue = OwnedQueue::new(
             c"lofi%u",
             config.number,
-            crate::kext::workqueue::flags::UNBOUND | crate::kext::workqueue::flags::MEM_RECLAIM,
+            flags::UNBOUND | flags::MEM_RECLAIM | flags::FREEZABLE,
             IO_WORKERS,
         )?;
         Arc::pin_init(
@@ -164,72 +167,127 @@ impl Device {
                 read_only: config.read_only,
                 identity: config.identity,
                 filename: config.filename,
-                gate <- InflightGate::new(),
-                backing: BackingSlot(UnsafeCell::new(Some(config.file))),
+                backing <- Gated::new(config.file),
+                file_closed <- Event::new(),
+                removed <- Event::new(),
+                disk <- new_mutex!(None, "lofi::Device::disk"),
                 io_queue,
-                removals: config.removals,
+                teardown_queue: config.teardown_queue,
                 state <- new_mutex!(DevState {
                     opens: 0,
-                    phase: Phase::Active,
+                    phase: Phase::Mapped,
                 }),
                 state_changed <- new_condvar!("lofi::Device::state_changed"),
-                removal <- new_work!("lofi::Device::removal"),
+                teardown <- new_work!("lofi::Device::teardown"),
                 _module_ref: config.module_ref,
             }),
             GFP_KERNEL,
         )
     }
 
-    /// Stops I/O and closes the backing file: closes the gate, waits for
-    /// the requests inside, then drops the file. Idempotent.
-    pub(crate) fn shut_down_io(&self) {
-        if self.gate.close_and_drain() {
-            // SAFETY: `close_and_drain` returned `true`: we closed the gate
-            // and it has drained.
-            drop(unsafe { self.backing.take() });
+    /// Adds the device's disk and keeps it. Returns its device number.
+    pub(crate) fn add_disk(&self, mut disk: Disk<LofiDisk>) -> Result<u32> {
+        disk.add()?;
+        let devt = disk.devt();
+        *self.disk.lock() = Some(disk);
+        Ok(devt)
+    }
+
+    /// The phase.
+    pub(crate) fn phase(&self) -> Phase {
+        self.state.lock().phase
+    }
+
+    /// Whether the device counts as a mapping (see [`Phase::is_mapping`]).
+    pub(crate) fn is_mapping(&self) -> bool {
+        self.phase().is_mapping()
+    }
+
+    /// The state change an unmap request makes, decided under the state
+    /// lock so that it cannot race with an open or the last close:
+    /// `ENXIO` if the device is no mapping (any more), `EBUSY` if it is
+    /// open and neither `force` nor `cleanup` is asked for.
+    pub(crate) fn begin_unmap(&self, force: bool, cleanup: bool) -> Result<Unmap> {
+        let mut st = self.state.lock();
+        if !st.phase.is_mapping() {
+            return Err(ENXIO);
+        }
+        let action = if st.opens == 0 {
+            st.phase = Phase::Retired;
+            Unmap::Retire
+        } else if force {
+            st.phase = Phase::Gone;
+            Unmap::Force
+        } else if cleanup {
+            st.phase = Phase::DetachAtClose;
+            Unmap::AtLastClose
+        } else {
+            return Err(EBUSY);
+        };
+        drop(st);
+        self.state_changed.notify_all();
+        Ok(action)
+    }
+
+    /// Tells the block layer and user space that the device is gone (a
+    /// forced unmap): the disk is marked dead, so that a file system on it
+    /// learns at once (and shuts down) and new I/O fails, and a change
+    /// uevent is sent.
+    ///
+    /// Marking a disk dead also sets its size to 0, as for a disk pulled
+    /// out, after which reads end early without an error (a copy of the
+    /// device would end short, silently) and writes fail with `ENOSPC`.
+    /// lofi keeps the illumos promise instead, that every access to a
+    /// force-unmapped device fails with `EIO`: the size is set back at
+    /// once, and the dead queue fails all I/O.
+    pub(crate) fn announce_gone(&self) {
+        if let Some(disk) = self.disk.lock().as_ref() {
+            disk.mark_dead();
+            disk.set_capacity(self.capacity);
+            disk.notify_change();
         }
     }
 
-    /// Second half of a forced unmap of an open device, after the caller
-    /// moved it to `Closing` under the table and state locks (which made it
-    /// refuse opens and stop counting as a mapping): drains the requests in
-    /// flight, closes the backing file, and only then reports the device
-    /// gone, so that a `DKIOCSTATE` waiter told `DKIO_DEV_GONE` knows the
-    /// file is closed. Called with no lock held.
-    pub(crate) fn finish_forced_unmap(&self) {
-        self.shut_down_io();
-        let mut st = self.state.lock();
-        // The last close may already have moved it on to `Removing`.
-        if st.phase == Phase::Closing {
-            st.phase = Phase::Gone;
+    /// Queues the teardown work of `dev` (once while it is pending: the
+    /// pending run sees the state that made us queue it).
+    pub(crate) fn queue_teardown(dev: Arc<Device>) {
+        let queue = dev.teardown_queue.clone();
+        // An `Err` gives the reference back (already pending): dropped.
+        let _ = queue.queue().enqueue(dev);
+    }
+
+    /// Closes the backing file: closes the gate, waits for the requests
+    /// using the file to leave it, closes the file synchronously, and then
+    /// reports the file closed (waking `LOFI_DKIOCSTATE` waiters). Only the
+    /// teardown work calls this; a second call does nothing.
+    pub(crate) fn close_backing(&self) {
+        if let Some(file) = self.backing.revoke() {
+            file.close_sync();
         }
-        drop(st);
+        self.file_closed.signal();
+        // A waiter checks the event under the state lock: taking it here
+        // orders the signal before any waiter's next check.
+        drop(self.state.lock());
         self.state_changed.notify_all();
     }
 
-    /// Whether the device still counts as a mapping: neither
-    /// force-unmapped nor being removed after its last close. A device
-    /// being removed keeps its number until its removal work has run, but
-    /// queries no longer find it and its file may be mapped again.
-    pub(crate) fn is_mapped(&self) -> bool {
-        matches!(
-            self.state.lock().phase,
-            Phase::Active | Phase::DetachAtClose
-        )
+    /// Takes the disk out, to remove it (teardown of a retired device).
+    pub(crate) fn take_disk(&self) -> Option<Disk<LofiDisk>> {
+        self.disk.lock().take()
     }
 
-    /// The `DKIO_*` state of a phase.
-    fn dkio_state(phase: Phase) -> u32 {
-        match phase {
-            Phase::Active | Phase::DetachAtClose | Phase::Closing => DKIO_INSERTED,
-            Phase::Gone | Phase::Removing => DKIO_DEV_GONE,
+    /// The `LOFI_DKIO_*` state reported for a phase.
+    fn dkio_state(&self, phase: Phase) -> u32 {
+        if phase.is_mapping() || !self.file_closed.happened() {
+            LOFI_DKIO_INSERTED
+        } else {
+            LOFI_DKIO_DEV_GONE
         }
     }
 
     /// Serves one request on the backing file.
-    fn serve(&self, rq: &RequestRef<'_, LofiDisk>) -> Result {
-        // SAFETY: The worker calling this holds a gate entry.
-        let file = unsafe { self.backing.get() }.ok_or(EIO)?;
+    fn serve(&self, rq: &RequestRef<LofiDisk>) -> Result {
+        let file = self.backing.enter().ok_or(EIO)?;
         let mut pos = rq.byte_offset();
         match rq.op() {
             ReqOp::Read => rq.for_each_segment(|seg| {
@@ -248,28 +306,6 @@ impl Device {
             ReqOp::Flush => file.sync(),
             ReqOp::Other(_) => Err(EOPNOTSUPP),
         }
-    }
-
-    /// Schedules removal after the last close.
-    fn schedule_removal(&self) {
-        // SAFETY: `self` is the `Device` of a live mapping, which holds an
-        // `Arc<Device>` to it until removal: the pointer comes from that
-        // `Arc` and it is alive.
-        let this: Arc<Device> = unsafe { ArcBorrow::from_raw(self) }.into();
-        let removals = self.removals.clone();
-        // The work item is enqueued once: the phase moved to `Removing`
-        // under the state lock just before, and never leaves it.
-        let _ = removals.queue().enqueue(this);
-    }
-}
-
-impl WorkItem for Device {
-    type Pointer = Arc<Device>;
-
-    fn run(this: Arc<Device>) {
-        // Last close of a device unmapped while open.
-        this.shut_down_io();
-        registry::remove_after_last_close(&this);
     }
 }
 
@@ -301,19 +337,16 @@ impl RawWorkFn for ServeRequest {
 }
 
 /// Serves a request and ends it.
-fn serve_request(rq: RequestRef<'_, LofiDisk>) {
-    let dev = rq.data();
+fn serve_request(rq: RequestRef<LofiDisk>) {
     let status = {
-        let _noio = NoIoScope::enter();
+        let dev = rq.data();
+        let _flusher = IoFlusherScope::enter();
         match dev.serve(&rq) {
             Ok(()) => BlkStatus::OK,
             Err(e) if e == EOPNOTSUPP => BlkStatus::NOT_SUPPORTED,
             Err(_) => BlkStatus::IO_ERROR,
         }
     };
-    // Leave the gate before ending the request: once it is ended, removal
-    // may free the device. The backing file is no longer used here.
-    dev.gate.leave();
     rq.end(status);
 }
 
@@ -326,14 +359,11 @@ impl DiskOps for LofiDisk {
         &VTABLE
     }
 
-    fn queue_rq(dev: &Device, rq: RequestRef<'_, Self>) -> Result<(), BlkStatus> {
-        if !dev.gate.try_enter() {
-            return Err(BlkStatus::IO_ERROR);
-        }
+    fn queue_rq(dev: ArcBorrow<'_, Device>, rq: RequestRef<Self>) -> Result<(), BlkStatus> {
         let pdu = rq.into_pdu();
         // SAFETY: The work item was initialised by `init_pdu`, lives in the
         // request's driver data until the request is ended (by the worker),
-        // and `serve_request` expects exactly this.
+        // and `ServeRequest` expects exactly this.
         unsafe { dev.io_queue.queue_raw(&(*pdu).work) };
         Ok(())
     }
@@ -346,34 +376,42 @@ impl DiskOps for LofiDisk {
         };
     }
 
-    fn open(dev: &Device, _writable: bool) -> Result {
+    fn open(dev: ArcBorrow<'_, Device>, writable: bool) -> Result {
         let mut st = dev.state.lock();
-        match st.phase {
-            Phase::Active | Phase::DetachAtClose => {
-                st.opens += 1;
-                Ok(())
-            }
-            Phase::Closing | Phase::Gone | Phase::Removing => Err(ENXIO),
+        if !st.phase.is_mapping() {
+            return Err(ENXIO);
         }
+        // As illumos (and Linux's CD-ROM drivers) do: `mount` then falls
+        // back to read-only by itself.
+        if writable && dev.read_only {
+            return Err(EROFS);
+        }
+        st.opens += 1;
+        Ok(())
     }
 
-    fn release(dev: &Device) {
+    fn release(dev: ArcBorrow<'_, Device>) {
         let mut st = dev.state.lock();
         st.opens = st.opens.saturating_sub(1);
-        if st.opens == 0
-            && matches!(
-                st.phase,
-                Phase::Closing | Phase::Gone | Phase::DetachAtClose
-            )
-        {
-            st.phase = Phase::Removing;
-            drop(st);
-            dev.schedule_removal();
+        if st.opens > 0 || !matches!(st.phase, Phase::DetachAtClose | Phase::Gone) {
+            return;
         }
+        st.phase = Phase::Retired;
+        drop(st);
+        dev.state_changed.notify_all();
+        Device::queue_teardown(dev.into());
+        // Close the backing file before this close returns, so that its
+        // file system can be unmounted right after. The teardown work
+        // closes it: this runs under the disk's `open_mutex`, where the
+        // final close of a backing block device (which takes its own
+        // disk's `open_mutex`) cannot be made. The work removes the disk
+        // only after the file is closed, and that waits for `open_mutex`,
+        // so it cannot wait for us. A fatal signal ends the wait early.
+        let _ = dev.file_closed.wait_killable();
     }
 
-    fn ioctl(dev: &Device, cmd: u32, arg: usize) -> Result<i32> {
-        if cmd != DKIOCSTATE {
+    fn ioctl(dev: ArcBorrow<'_, Device>, cmd: u32, arg: usize) -> Result<i32> {
+        if cmd != LOFI_DKIOCSTATE {
             return Err(ENOTTY);
         }
         let size = core::mem::size_of::<u32>();
@@ -383,7 +421,7 @@ impl DiskOps for LofiDisk {
         let now = {
             let mut st = dev.state.lock();
             loop {
-                let now = Device::dkio_state(st.phase);
+                let now = dev.dkio_state(st.phase);
                 if now != seen {
                     break now;
                 }
@@ -409,5 +447,14 @@ impl DiskOps for LofiDisk {
 
     fn devnode(dev: &Device) -> Option<u32> {
         Some(dev.number)
+    }
+
+    fn free(dev: Arc<Device>) {
+        // The last reference may go here, and with it the module
+        // reference: hand it to the teardown work, whose queue the module
+        // drains before it is unloaded, so that no code of the module runs
+        // after its last reference is dropped. (Its run finds nothing left
+        // to do.)
+        Device::queue_teardown(dev);
     }
 }

@@ -8,7 +8,9 @@
 //! could move into `rust/kernel` on its own.
 
 pub(crate) mod blk;
+pub(crate) mod event;
 pub(crate) mod file;
+pub(crate) mod gated;
 pub(crate) mod misc;
 pub(crate) mod module_ref;
 pub(crate) mod workqueue;

@@ -9,11 +9,12 @@
 //! See Documentation/admin-guide/blockdev/lofi.rst and
 //! Documentation/userspace-api/lofi.rst.
 
+mod backing;
 mod control;
 mod device;
-mod gate;
 mod geometry;
 mod kext;
+mod lifecycle;
 mod registry;
 mod uapi;
 
@@ -74,5 +75,5 @@ fn new_table(max: u32) -> Result<registry::Table> {
         pr_err!("lofi_max_files={max} is outside 1..={MAX_FILES_LIMIT}\n");
         return Err(EINVAL);
     }
-    registry::init(max)
+    Ok(registry::init(max))
 }

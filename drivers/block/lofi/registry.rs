@@ -1,56 +1,83 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The table of mappings, indexed by mapping number N (1 ..= max).
+//! The table of mappings: numbers N (1 ..= max) and the devices behind
+//! them, with indexes by backing object, by file name and by device number.
+//!
+//! Only used numbers take memory (a red-black tree of slots, so a table of
+//! 65,536 numbers costs nothing until they are used), and every lookup is
+//! logarithmic in the number of mappings: by number in the slot tree, by
+//! file in the identity and name indexes. A lookup checks only the devices
+//! it finds there, never every device.
 //!
 //! # Locking
 //!
-//! One global mutex, [`REGISTRY`], serialises map, unmap and lookups. A
-//! device's state mutex is taken inside it, never the other way round. The
-//! block layer takes a disk's `open_mutex` around the open and release
-//! callbacks, which take only the device's state mutex. Nothing here holds
-//! the table lock (or a state lock) while adding or deleting a disk or
-//! closing a backing file: those run unlocked, with the slot marked
-//! [`Slot::Building`] or [`Slot::Busy`] so that its number is neither
-//! reused nor looked up meanwhile.
+//! One global mutex, [`REGISTRY`], protects the table. A device's state
+//! mutex may be taken inside it, never the other way round. The block layer
+//! takes a disk's `open_mutex` around the open and release callbacks, which
+//! take only the device's state mutex; nothing here holds the table lock
+//! while adding or deleting a disk or closing a backing file.
 
-use crate::{
-    device::{Device, LofiDisk},
-    kext::blk::Disk,
+use crate::{device::Device, kext::file::Identity};
+use kernel::{
+    prelude::*,
+    rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation},
+    sync::Arc,
 };
-use kernel::{prelude::*, sync::Arc};
 
-/// A mapping: its disk and the device state the disk serves.
-pub(crate) struct Mapping {
-    /// Dropped first (field order): the disk goes away while the device
-    /// its callbacks use is still alive.
-    pub(crate) disk: Disk<LofiDisk>,
-    pub(crate) device: Arc<Device>,
+/// One used number.
+enum Slot {
+    /// A mapping of the object `identity` is being set up under this
+    /// number. It counts as a mapping of that object for the same-file
+    /// check, so that two concurrent maps of one file cannot both win.
+    Building { read_only: bool },
+    /// A device, in any phase, until its teardown has removed its disk: a
+    /// force-unmapped or detached device keeps its number until then.
+    /// `devt` is its disk's device number.
+    Device { dev: Arc<Device>, devt: u32 },
 }
 
-/// One number's entry.
-pub(crate) enum Slot {
-    /// The number is free.
-    Free,
-    /// A mapping of the file `identity` is being set up under this
-    /// number. It counts as a mapping of that file for the same-file
-    /// check, so that two concurrent maps of one file cannot both win.
-    Building { identity: usize, read_only: bool },
-    /// A mapping is being torn down under this number.
-    Busy,
-    /// A mapping, in any phase: one force-unmapped or detached at its
-    /// last close stays here, its number in use, until it is removed.
-    Mapped(KBox<Mapping>),
+/// Memory for the index entries of a mapping being installed, allocated
+/// before it is built so that installing it cannot fail.
+pub(crate) struct InstallNodes {
+    name: RBTreeNodeReservation<(u64, u32), ()>,
+    devt: RBTreeNodeReservation<u32, u32>,
+}
+
+impl InstallNodes {
+    /// Allocates them.
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self {
+            name: RBTreeNodeReservation::new(GFP_KERNEL)?,
+            devt: RBTreeNodeReservation::new(GFP_KERNEL)?,
+        })
+    }
 }
 
 /// The table of mappings.
 pub(crate) struct Registry {
-    slots: KVec<Slot>,
+    max: u32,
+    slots: RBTree<u32, Slot>,
+    /// Every used number by the identity of its backing object.
+    by_identity: RBTree<(Identity, u32), ()>,
+    /// Every device by a hash of its file name (see [`name_hash`]).
+    by_name: RBTree<(u64, u32), ()>,
+    /// Every added disk by its device number, to refuse lofi on lofi
+    /// without opening the disk.
+    by_devt: RBTree<u32, u32>,
 }
 
 kernel::sync::global_lock! {
     // SAFETY: Initialised by `init()` in the module's init, before the
     // control device is registered, and never used before that.
-    pub(crate) unsafe(uninit) static REGISTRY: Mutex<Registry> = Registry::new();
+    pub(crate) unsafe(uninit) static REGISTRY: Mutex<Option<Registry>> = None;
+}
+
+/// Runs `f` on the locked table; `ENODEV` if the module is going away
+/// (the table is gone).
+pub(crate) fn with<R>(f: impl FnOnce(&mut Registry) -> Result<R>) -> Result<R> {
+    let mut guard = REGISTRY.lock();
+    let reg = guard.as_mut().ok_or(ENODEV)?;
+    f(reg)
 }
 
 /// Why a number cannot be had.
@@ -78,125 +105,173 @@ impl NumberError {
     }
 }
 
-/// Picks a number among `free` (index i is number i + 1): `requested`, or
-/// the lowest free one when `None`.
+/// Picks a number among 1 ..= `max`, given the used ones in increasing
+/// order: `requested`, or the lowest free one when `None`.
 pub(crate) fn pick_number(
-    free: impl Iterator<Item = bool>,
+    used: impl Iterator<Item = u32>,
     max: u32,
     requested: Option<u32>,
 ) -> Result<u32, NumberError> {
     match requested {
         Some(0) => Err(NumberError::Zero),
         Some(n) if n > max => Err(NumberError::OutOfRange),
-        Some(n) => match free.into_iter().nth(n as usize - 1) {
-            Some(true) => Ok(n),
-            _ => Err(NumberError::InUse),
-        },
-        None => free
-            .take(max as usize)
-            .position(|f| f)
-            .and_then(|i| u32::try_from(i + 1).ok())
-            .ok_or(NumberError::NoneFree),
+        Some(n) => {
+            let mut used = used;
+            if used.any(|u| u == n) {
+                Err(NumberError::InUse)
+            } else {
+                Ok(n)
+            }
+        }
+        None => {
+            // The first gap in 1, 2, 3, ...
+            let mut next = 1u32;
+            for u in used {
+                if u != next {
+                    break;
+                }
+                next = next.checked_add(1).ok_or(NumberError::NoneFree)?;
+            }
+            if next <= max {
+                Ok(next)
+            } else {
+                Err(NumberError::NoneFree)
+            }
+        }
+    }
+}
+
+/// A hash of a file name (FNV-1a), the key of the name index.
+pub(crate) fn name_hash(name: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in name {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// The numbers stored under `key` in a multi-map `tree` (keys `(key, N)`),
+/// in increasing order, for which `accept` holds; the first of them.
+fn first_with<K: Ord + Copy>(
+    tree: &mut RBTree<(K, u32), ()>,
+    key: K,
+    mut accept: impl FnMut(u32) -> bool,
+) -> Option<u32> {
+    let mut cursor = tree.cursor_lower_bound_mut(&(key, 0))?;
+    loop {
+        let (&(k, n), ()) = cursor.current();
+        if k != key {
+            return None;
+        }
+        if accept(n) {
+            return Some(n);
+        }
+        cursor = cursor.move_next()?;
     }
 }
 
 impl Registry {
-    const fn new() -> Self {
-        Self { slots: KVec::new() }
-    }
-
     /// The highest mapping number.
     pub(crate) fn max(&self) -> u32 {
-        // `init` sized the table from a u32.
-        u32::try_from(self.slots.len()).unwrap_or(u32::MAX)
+        self.max
     }
 
-    fn slot_mut(&mut self, n: u32) -> Option<&mut Slot> {
-        self.slots.get_mut((n as usize).checked_sub(1)?)
-    }
-
-    /// The mapping with number `n`, if mapped and not gone.
-    pub(crate) fn mapped(&self, n: u32) -> Option<&Mapping> {
-        match self.slots.get((n as usize).checked_sub(1)?)? {
-            Slot::Mapped(m) if m.device.is_mapped() => Some(m),
-            _ => None,
+    fn device(slots: &RBTree<u32, Slot>, n: u32) -> Option<&Arc<Device>> {
+        match slots.get(&n)? {
+            Slot::Device { dev, .. } => Some(dev),
+            Slot::Building { .. } => None,
         }
     }
 
-    /// Live mappings (not gone), with their numbers.
-    pub(crate) fn live(&self) -> impl Iterator<Item = &Mapping> {
-        self.slots.iter().filter_map(|s| match s {
-            Slot::Mapped(m) if m.device.is_mapped() => Some(&**m),
-            _ => None,
+    /// The device of mapping `n`, if it is a mapping.
+    pub(crate) fn mapped(&self, n: u32) -> Option<&Arc<Device>> {
+        Self::device(&self.slots, n).filter(|dev| dev.is_mapping())
+    }
+
+    /// Whether `devt` is the disk of a lofi device.
+    pub(crate) fn is_lofi_devt(&self, devt: u32) -> bool {
+        self.by_devt.get(&devt).is_some()
+    }
+
+    /// The number of the mapping whose file is `name`: by the name given
+    /// at map time, else by `identity`, that of the object `name` names
+    /// now.
+    pub(crate) fn find_by_name(&mut self, name: &[u8], identity: Option<Identity>) -> Option<u32> {
+        let slots = &self.slots;
+        let found = first_with(&mut self.by_name, name_hash(name), |n| {
+            Self::device(slots, n)
+                .is_some_and(|dev| dev.is_mapping() && dev.filename.as_slice() == name)
+        });
+        if found.is_some() {
+            return found;
+        }
+        first_with(&mut self.by_identity, identity?, |n| {
+            Self::device(slots, n).is_some_and(|dev| dev.is_mapping())
         })
     }
 
-    /// Whether a mapping of the file `identity`, live or being set up,
-    /// conflicts with a new one: unless both are read-only, a file is
+    /// Whether a mapping of the object `identity`, live or being set up,
+    /// conflicts with a new one: unless both are read-only, an object is
     /// mapped once.
-    fn file_in_use(&self, identity: usize, read_only: bool) -> bool {
-        self.slots.iter().any(|s| match s {
-            Slot::Mapped(m) if m.device.is_mapped() => {
-                m.device.identity == identity && !(m.device.read_only && read_only)
-            }
-            Slot::Building {
-                identity: other,
-                read_only: other_ro,
-            } => *other == identity && !(*other_ro && read_only),
-            _ => false,
+    fn in_use(&mut self, identity: Identity, read_only: bool) -> bool {
+        let slots = &self.slots;
+        first_with(&mut self.by_identity, identity, |n| match slots.get(&n) {
+            Some(Slot::Building { read_only: other }) => !(*other && read_only),
+            Some(Slot::Device { dev, .. }) => dev.is_mapping() && !(dev.read_only && read_only),
+            None => false,
         })
+        .is_some()
     }
 
     /// Reserves a number (see [`pick_number`]) for a new mapping of the
-    /// file `identity`, and marks it as being built. `EBUSY` if the file
-    /// is in use (see [`Registry::file_in_use`]).
+    /// object `identity`, and marks it as being built. `EBUSY` if the
+    /// object is in use (see [`Registry::in_use`]).
     pub(crate) fn reserve(
         &mut self,
         requested: Option<u32>,
-        identity: usize,
+        identity: Identity,
         read_only: bool,
     ) -> Result<u32> {
-        if self.file_in_use(identity, read_only) {
+        if self.in_use(identity, read_only) {
             return Err(EBUSY);
         }
-        let n = pick_number(
-            self.slots.iter().map(|s| matches!(s, Slot::Free)),
-            self.max(),
-            requested,
-        )
-        .map_err(|e| e.to_error())?;
-        if let Some(slot) = self.slot_mut(n) {
-            *slot = Slot::Building {
-                identity,
-                read_only,
-            };
-        }
+        let n = pick_number(self.slots.keys().copied(), self.max, requested)
+            .map_err(|e| e.to_error())?;
+        let slot = RBTreeNode::new(n, Slot::Building { read_only }, GFP_KERNEL)?;
+        let index = RBTreeNode::new((identity, n), (), GFP_KERNEL)?;
+        self.slots.insert(slot);
+        self.by_identity.insert(index);
         Ok(n)
     }
 
-    /// Fills a reserved number with its mapping.
-    pub(crate) fn install(&mut self, n: u32, mapping: KBox<Mapping>) {
-        if let Some(slot) = self.slot_mut(n) {
-            *slot = Slot::Mapped(mapping);
+    /// Fills the reserved number `n` with its device, whose disk (device
+    /// number `devt`) is added. Cannot fail: the index entries' memory is
+    /// allocated beforehand, in `nodes`.
+    pub(crate) fn install(&mut self, n: u32, dev: Arc<Device>, devt: u32, nodes: InstallNodes) {
+        self.by_name
+            .insert(nodes.name.into_node((name_hash(&dev.filename), n), ()));
+        self.by_devt.insert(nodes.devt.into_node(devt, n));
+        if let Some(slot) = self.slots.get_mut(&n) {
+            *slot = Slot::Device { dev, devt };
         }
     }
 
-    /// Frees a number being built or torn down.
-    pub(crate) fn release(&mut self, n: u32) {
-        if let Some(slot) = self.slot_mut(n) {
-            *slot = Slot::Free;
+    /// Frees the number `n`, reserved or used by a device whose disk is
+    /// removed, and its index entries. `identity` is that of its object.
+    fn free(&mut self, n: u32, identity: Identity) {
+        if let Some(Slot::Device { dev, devt }) = self.slots.remove(&n) {
+            self.by_name.remove(&(name_hash(&dev.filename), n));
+            self.by_devt.remove(&devt);
         }
+        self.by_identity.remove(&(identity, n));
     }
 
-    /// Takes the mapping out of number `n`, leaving it busy.
-    pub(crate) fn take(&mut self, n: u32) -> Option<KBox<Mapping>> {
-        let slot = self.slot_mut(n)?;
-        match core::mem::replace(slot, Slot::Busy) {
-            Slot::Mapped(m) => Some(m),
-            other => {
-                *slot = other;
-                None
-            }
+    /// Gives up a number reserved by [`Registry::reserve`] whose mapping
+    /// could not be built.
+    pub(crate) fn cancel(&mut self, n: u32, identity: Identity) {
+        if matches!(self.slots.get(&n), Some(Slot::Building { .. })) {
+            self.free(n, identity);
         }
     }
 }
@@ -213,94 +288,90 @@ pub(crate) struct Table(());
 
 impl Drop for Table {
     fn drop(&mut self) {
-        let slots = core::mem::take(&mut REGISTRY.lock().slots);
-        drop(slots);
+        let table = REGISTRY.lock().take();
+        drop(table);
     }
 }
 
-/// Sizes the table for numbers 1 ..= `max`.
-pub(crate) fn init(max: u32) -> Result<Table> {
+/// Creates the table for numbers 1 ..= `max`.
+pub(crate) fn init(max: u32) -> Table {
     // SAFETY: Called once, from the module's init, before any other use.
     unsafe { REGISTRY.init() };
-    let mut slots = KVec::with_capacity(max as usize, GFP_KERNEL)?;
-    for _ in 0..max {
-        slots.push(Slot::Free, GFP_KERNEL)?;
-    }
-    REGISTRY.lock().slots = slots;
-    Ok(Table(()))
+    *REGISTRY.lock() = Some(Registry {
+        max,
+        slots: RBTree::new(),
+        by_identity: RBTree::new(),
+        by_name: RBTree::new(),
+        by_devt: RBTree::new(),
+    });
+    Table(())
 }
 
-/// Tears down a mapping taken out of the table: stops its I/O, removes its
-/// disk and closes its file, then frees its number. Called with no lock
-/// held.
-pub(crate) fn destroy(n: u32, mapping: KBox<Mapping>) {
-    mapping.device.shut_down_io();
-    drop(mapping);
-    REGISTRY.lock().release(n);
-}
-
-/// Removal of a device unmapped while open, after its last close (from the
-/// removal work item).
-pub(crate) fn remove_after_last_close(dev: &Arc<Device>) {
-    let mapping = {
-        let mut reg = REGISTRY.lock();
-        match reg.take(dev.number) {
-            Some(m) if Arc::ptr_eq(&m.device, dev) => Some(m),
-            Some(other) => {
-                // Not ours (cannot happen: a number is reused only after
-                // removal); put it back untouched.
-                reg.install(dev.number, other);
-                None
-            }
-            None => None,
+/// Frees the number of a device whose disk the teardown has removed, if
+/// the number is still this device's.
+pub(crate) fn release_device(dev: &Arc<Device>) {
+    // `ENODEV` (no table) cannot happen: the device holds a module
+    // reference, and the table goes only at module exit.
+    let _ = with(|reg| {
+        let ours = matches!(
+            reg.slots.get(&dev.number),
+            Some(Slot::Device { dev: d, .. }) if Arc::ptr_eq(d, dev)
+        );
+        if ours {
+            reg.free(dev.number, dev.identity);
         }
-    };
-    if let Some(mapping) = mapping {
-        destroy(dev.number, mapping);
-    }
+        Ok(())
+    });
 }
 
 #[kunit_tests(lofi_numbers)]
 mod tests {
     use super::*;
 
-    fn free(pattern: &[bool]) -> impl Iterator<Item = bool> + '_ {
-        pattern.iter().copied()
+    fn used(numbers: &[u32]) -> impl Iterator<Item = u32> + '_ {
+        numbers.iter().copied()
     }
 
     #[test]
     fn lowest_free_number_is_picked() {
-        assert_eq!(pick_number(free(&[true, true]), 2, None), Ok(1));
-        assert_eq!(pick_number(free(&[false, true, true]), 3, None), Ok(2));
+        assert_eq!(pick_number(used(&[]), 2, None), Ok(1));
+        assert_eq!(pick_number(used(&[1]), 3, None), Ok(2));
+        assert_eq!(pick_number(used(&[2, 3]), 3, None), Ok(1));
+        assert_eq!(pick_number(used(&[1, 3]), 3, None), Ok(2));
         // The last number is usable (the illumos 2007 driver's off-by-one).
-        assert_eq!(pick_number(free(&[false, false, true]), 3, None), Ok(3));
+        assert_eq!(pick_number(used(&[1, 2]), 3, None), Ok(3));
         assert_eq!(
-            pick_number(free(&[false, false, false]), 3, None),
+            pick_number(used(&[1, 2, 3]), 3, None),
+            Err(NumberError::NoneFree)
+        );
+        assert_eq!(
+            pick_number(used(&[1, 2, 3, 4]), 3, None),
             Err(NumberError::NoneFree)
         );
     }
 
     #[test]
     fn requested_numbers_are_checked() {
-        let slots = [true, false, true];
+        let taken = [2];
         assert_eq!(
-            pick_number(free(&slots), 3, Some(0)),
+            pick_number(used(&taken), 3, Some(0)),
             Err(NumberError::Zero)
         );
-        assert_eq!(pick_number(free(&slots), 3, Some(1)), Ok(1));
+        assert_eq!(pick_number(used(&taken), 3, Some(1)), Ok(1));
         assert_eq!(
-            pick_number(free(&slots), 3, Some(2)),
+            pick_number(used(&taken), 3, Some(2)),
             Err(NumberError::InUse)
         );
-        assert_eq!(pick_number(free(&slots), 3, Some(3)), Ok(3));
+        assert_eq!(pick_number(used(&taken), 3, Some(3)), Ok(3));
         assert_eq!(
-            pick_number(free(&slots), 3, Some(4)),
+            pick_number(used(&taken), 3, Some(4)),
             Err(NumberError::OutOfRange)
         );
         assert_eq!(
-            pick_number(free(&slots), 3, Some(u32::MAX)),
+            pick_number(used(&taken), 3, Some(u32::MAX)),
             Err(NumberError::OutOfRange)
         );
+        assert_eq!(pick_number(used(&[]), 65536, Some(65536)), Ok(65536));
     }
 
     #[test]
@@ -309,5 +380,12 @@ mod tests {
         assert_eq!(NumberError::OutOfRange.to_error(), ERANGE);
         assert_eq!(NumberError::InUse.to_error(), EEXIST);
         assert_eq!(NumberError::NoneFree.to_error(), EAGAIN);
+    }
+
+    #[test]
+    fn name_hashes_differ_for_different_names() {
+        assert_eq!(name_hash(b"/a"), name_hash(b"/a"));
+        assert_ne!(name_hash(b"/a"), name_hash(b"/b"));
+        assert_ne!(name_hash(b""), name_hash(b"/"));
     }
 }

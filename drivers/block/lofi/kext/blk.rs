@@ -15,9 +15,17 @@
 //! - [`RequestRef`]: a started request, its geometry and segments, and the
 //!   way to end it with a status.
 //!
+//! The driver's per-disk data is an `Arc` that the gendisk owns, as C
+//! drivers tie their device to the gendisk with `free_disk` (`loop` does
+//! with `lo_free_disk`): the disk's `private_data` holds one reference,
+//! released by `free_disk` when the last reference to the gendisk goes
+//! (after every opener has closed it), so every callback of the disk finds
+//! the data alive without any promise from its caller.
+//!
 //! It is written to be independent of lofi so that it could move into
 //! `rust/kernel/block`.
 
+use super::file::OpenDisk;
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings,
@@ -25,7 +33,7 @@ use kernel::{
     ffi::{c_char, c_int, c_uint, c_ulong},
     module::{this_module, ModuleMetadata},
     prelude::*,
-    sync::LockClassKey,
+    sync::{Arc, ArcBorrow, LockClassKey},
     types::Opaque,
 };
 
@@ -63,9 +71,8 @@ const REQ_OP_MASK: u32 = (1 << bindings::REQ_OP_BITS) - 1;
 
 /// The operations a disk's driver provides.
 ///
-/// `Data` is what every callback receives: the driver's per-disk state. The
-/// disk stores a pointer to it; whoever builds the [`Disk`] guarantees that
-/// it outlives the disk (see [`Disk::new`]).
+/// `Data` is what every callback receives: the driver's per-disk state,
+/// owned by the disk (see the module documentation).
 pub(crate) trait DiskOps: Sized + 'static {
     /// The module that an open disk pins.
     type OwnerModule: ModuleMetadata;
@@ -75,7 +82,7 @@ pub(crate) trait DiskOps: Sized + 'static {
     /// `static VTABLE: DiskVTable<MyOps> = DiskVTable::new();`
     fn vtable() -> &'static DiskVTable<Self>;
     /// Per-disk driver state.
-    type Data: Sync;
+    type Data: Send + Sync;
     /// Per-request driver data, initialised once per tag by
     /// [`DiskOps::init_pdu`] and kept across the tag's requests.
     type Pdu;
@@ -83,7 +90,7 @@ pub(crate) trait DiskOps: Sized + 'static {
     /// Starts handling a request. Called in atomic context: must not sleep.
     /// The request is started; the driver ends it now (returning an error)
     /// or later from any context with [`RequestRef::end`].
-    fn queue_rq(data: &Self::Data, rq: RequestRef<'_, Self>) -> Result<(), BlkStatus>;
+    fn queue_rq(data: ArcBorrow<'_, Self::Data>, rq: RequestRef<Self>) -> Result<(), BlkStatus>;
 
     /// Initialises the per-request data of a tag.
     ///
@@ -93,17 +100,25 @@ pub(crate) trait DiskOps: Sized + 'static {
     /// `Self::Pdu` that stays at that address until the tag set is freed.
     unsafe fn init_pdu(pdu: *mut Self::Pdu);
 
-    /// The disk is being opened. An error refuses the open.
-    fn open(data: &Self::Data, writable: bool) -> Result;
-    /// An opener of the disk closed it.
-    fn release(data: &Self::Data);
+    /// The disk is being opened (`writable`: for writing). An error
+    /// refuses the open. Called under the disk's `open_mutex`.
+    fn open(data: ArcBorrow<'_, Self::Data>, writable: bool) -> Result;
+    /// An opener of the disk closed it. Called under the disk's
+    /// `open_mutex`.
+    fn release(data: ArcBorrow<'_, Self::Data>);
     /// A block device ioctl the block layer does not handle itself.
-    fn ioctl(data: &Self::Data, cmd: u32, arg: usize) -> Result<i32>;
+    fn ioctl(data: ArcBorrow<'_, Self::Data>, cmd: u32, arg: usize) -> Result<i32>;
     /// `HDIO_GETGEO`: the fake geometry.
     fn geometry(data: &Self::Data) -> Geometry;
-    /// The node's path below `/dev` (for example `lofi/3`); `None` for the
-    /// default (the disk's name).
+    /// The node's path below `/dev` is `lofi/N` for `Some(N)`; `None` for
+    /// the default (the disk's name).
     fn devnode(data: &Self::Data) -> Option<u32>;
+    /// The gendisk is being released: its reference to the data comes
+    /// back. Called once, in process context, for a disk that was added;
+    /// the default drops it.
+    fn free(data: Arc<Self::Data>) {
+        drop(data);
+    }
 }
 
 /// A disk's CHS geometry, as `HDIO_GETGEO` reports it.
@@ -155,34 +170,36 @@ const BLK_FEAT_WRITE_CACHE: bindings::blk_features_t = 1 << 0;
 /// # Invariants
 ///
 /// - `tag_set` was allocated with `blk_mq_alloc_tag_set()`; `disk` is a
-///   gendisk allocated from it and not yet put; `added` says whether
-///   `device_add_disk()` succeeded on it.
-/// - The disk's `private_data` and its queue's `queuedata` are the `data`
-///   pointer given to [`Disk::new`].
-/// - Drop removes the disk, puts it and then frees the tag set: the order
-///   that is valid whether or not the disk was added (genhd.c's
-///   `disk_release()` still uses the tag set of a disk never added).
+///   gendisk allocated from it on which this value holds the reference
+///   from its allocation; `added` says whether `device_add_disk()`
+///   succeeded on it.
+/// - The disk's `private_data` and its queue's `queuedata` are `data`,
+///   which came from `Arc::into_raw()`: the reference it carries belongs to
+///   the gendisk, and is given back by `free_disk` (called by the block
+///   layer for a disk that was added) or by this value's drop (for one that
+///   was not).
+/// - Drop removes the disk if it was added, puts it and then frees the tag
+///   set: the order that is valid whether or not the disk was added
+///   (genhd.c's `disk_release()` still uses the tag set of a disk never
+///   added; `del_gendisk()` is done with it for one that was).
 pub(crate) struct Disk<T: DiskOps> {
     tag_set: Pin<KBox<Opaque<bindings::blk_mq_tag_set>>>,
     disk: NonNull<bindings::gendisk>,
+    data: *const T::Data,
     added: bool,
     _ops: PhantomData<T>,
 }
 
-// SAFETY: A gendisk and tag set may be used and torn down from any thread.
+// SAFETY: A gendisk and tag set may be used and torn down from any thread;
+// the data pointer is that of an `Arc<T::Data>` with `T::Data: Send + Sync`.
 unsafe impl<T: DiskOps> Send for Disk<T> {}
 // SAFETY: `&Disk` gives no access that is not thread-safe in C.
 unsafe impl<T: DiskOps> Sync for Disk<T> {}
 
 impl<T: DiskOps> Disk<T> {
-    /// Allocates a tag set and a disk for `data`, sized and configured by
-    /// `config`. The disk is not visible until [`Disk::add`].
-    ///
-    /// # Safety
-    ///
-    /// `data` must stay valid until this `Disk` is dropped: every callback
-    /// of the disk dereferences it.
-    pub(crate) unsafe fn new(config: &DiskConfig<'_>, data: *const T::Data) -> Result<Self> {
+    /// Allocates a tag set and a disk that owns `data`, sized and
+    /// configured by `config`. The disk is not visible until [`Disk::add`].
+    pub(crate) fn new(config: &DiskConfig<'_>, data: Arc<T::Data>) -> Result<Self> {
         let tag_set = KBox::pin_init(
             // SAFETY: All-zeroes is a valid (empty) `blk_mq_tag_set`.
             Opaque::new(unsafe { core::mem::zeroed::<bindings::blk_mq_tag_set>() }),
@@ -197,7 +214,6 @@ impl<T: DiskOps> Disk<T> {
             (*set).queue_depth = config.queue_depth;
             (*set).numa_node = bindings::NUMA_NO_NODE;
             (*set).cmd_size = core::mem::size_of::<T::Pdu>() as c_uint;
-            (*set).driver_data = data.cast_mut().cast();
         }
         // SAFETY: `set` is a fully set-up tag set.
         to_result(unsafe { bindings::blk_mq_alloc_tag_set(set) })?;
@@ -210,9 +226,10 @@ impl<T: DiskOps> Disk<T> {
         if config.write_cache {
             lim.features |= BLK_FEAT_WRITE_CACHE;
         }
+        let data = Arc::into_raw(data);
         let key: Pin<&'static LockClassKey> = kernel::static_lock_class!();
         // SAFETY: `set` is allocated; `lim` is valid for the call; `data`
-        // is valid as the caller guarantees; `key` is static.
+        // is valid (we hold the reference it carries); `key` is static.
         let disk = from_err_ptr(unsafe {
             bindings::__blk_mq_alloc_disk(set, &mut lim, data.cast_mut().cast(), key.as_ptr())
         })
@@ -220,8 +237,12 @@ impl<T: DiskOps> Disk<T> {
         let disk = match disk {
             Ok(disk) => disk,
             Err(e) => {
-                // SAFETY: Allocated above and used by nothing else.
-                unsafe { bindings::blk_mq_free_tag_set(set) };
+                // SAFETY: Allocated above and used by nothing else; `data`
+                // came from `Arc::into_raw` above and nothing else has it.
+                unsafe {
+                    bindings::blk_mq_free_tag_set(set);
+                    drop(Arc::from_raw(data));
+                }
                 return Err(e);
             }
         };
@@ -246,11 +267,12 @@ impl<T: DiskOps> Disk<T> {
             bindings::set_capacity(raw, config.capacity_sectors);
             bindings::set_disk_ro(raw, config.read_only);
         }
-        // INVARIANT: `tag_set` is allocated, `disk` comes from it and the
-        // pointers to `data` are set above.
+        // INVARIANT: `tag_set` is allocated, `disk` comes from it and both
+        // data pointers are `data`, whose reference the gendisk now owns.
         Ok(Self {
             tag_set,
             disk,
+            data,
             added: false,
             _ops: PhantomData,
         })
@@ -273,6 +295,41 @@ impl<T: DiskOps> Disk<T> {
         self.added = true;
         Ok(())
     }
+
+    /// The disk's device number (`disk_devt()`).
+    pub(crate) fn devt(&self) -> u32 {
+        // SAFETY: `disk` is valid (type invariant); `part0` is set at
+        // allocation and `bd_dev` when the disk is added.
+        unsafe { (*(*self.disk.as_ptr()).part0).bd_dev }
+    }
+
+    /// Tells the block layer that the disk is gone, as for a surprise
+    /// removal: new I/O fails at once, the capacity becomes 0, and a file
+    /// system on it is told (and shuts down). Must be called without the
+    /// disk's `open_mutex`.
+    pub(crate) fn mark_dead(&self) {
+        if self.added {
+            // SAFETY: `disk` is a valid, added gendisk.
+            unsafe { bindings::blk_mark_disk_dead(self.disk.as_ptr()) };
+        }
+    }
+
+    /// Sets the disk's size in 512-byte sectors, without a uevent.
+    pub(crate) fn set_capacity(&self, sectors: u64) {
+        // SAFETY: `disk` is a valid gendisk (type invariant).
+        unsafe { bindings::set_capacity(self.disk.as_ptr(), sectors) };
+    }
+
+    /// Sends a `change` uevent for the disk (and its partitions), for
+    /// `udevadm monitor` and udev rules to see a change of state.
+    pub(crate) fn notify_change(&self) {
+        if self.added {
+            // SAFETY: `disk` is a valid, added gendisk.
+            unsafe {
+                bindings::disk_uevent(self.disk.as_ptr(), bindings::kobject_action_KOBJ_CHANGE)
+            };
+        }
+    }
 }
 
 impl<T: DiskOps> Drop for Disk<T> {
@@ -280,13 +337,17 @@ impl<T: DiskOps> Drop for Disk<T> {
         let disk = self.disk.as_ptr();
         // SAFETY: By the type invariants `disk` is valid and ours to tear
         // down: removed if it was added, then put once; the tag set is
-        // freed last, when no queue uses it any more.
+        // freed last, when no queue uses it any more. A disk never added
+        // gets no `free_disk` call: the data's reference is released here.
         unsafe {
             if self.added {
                 bindings::del_gendisk(disk);
             }
             bindings::put_disk(disk);
             bindings::blk_mq_free_tag_set(self.tag_set.get());
+            if !self.added {
+                drop(Arc::from_raw(self.data));
+            }
         }
     }
 }
@@ -298,15 +359,15 @@ impl<T: DiskOps> Drop for Disk<T> {
 /// `rq` is a request of a [`Disk<T>`] that was started with
 /// `blk_mq_start_request()` and is not ended; this value owns the duty to
 /// end it, which [`RequestRef::end`] fulfils (consuming it).
-pub(crate) struct RequestRef<'a, T: DiskOps> {
+pub(crate) struct RequestRef<T: DiskOps> {
     rq: NonNull<bindings::request>,
-    _life: PhantomData<(&'a (), T)>,
+    _ops: PhantomData<T>,
 }
 
 // SAFETY: A started request may be processed and ended on any thread.
-unsafe impl<T: DiskOps> Send for RequestRef<'_, T> {}
+unsafe impl<T: DiskOps> Send for RequestRef<T> {}
 
-impl<'a, T: DiskOps> RequestRef<'a, T> {
+impl<T: DiskOps> RequestRef<T> {
     /// Takes over a started request from its driver data.
     ///
     /// # Safety
@@ -322,7 +383,7 @@ impl<'a, T: DiskOps> RequestRef<'a, T> {
         Self {
             // SAFETY: `blk_mq_rq_from_pdu` of a valid pdu is never null.
             rq: unsafe { NonNull::new_unchecked(rq) },
-            _life: PhantomData,
+            _ops: PhantomData,
         }
     }
 
@@ -340,11 +401,16 @@ impl<'a, T: DiskOps> RequestRef<'a, T> {
     }
 
     /// The driver data of the request's disk.
-    pub(crate) fn data(&self) -> &'a T::Data {
+    pub(crate) fn data(&self) -> ArcBorrow<'_, T::Data> {
         // SAFETY: The queue of a request of a `Disk<T>` has `queuedata` set
-        // to the `T::Data` given to `Disk::new`, valid while the disk
-        // exists, which it does while it has requests.
-        unsafe { &*(*(*self.rq.as_ptr()).q).queuedata.cast::<T::Data>() }
+        // to the data pointer of that `Disk<T>`, from `Arc::into_raw`, whose
+        // reference the gendisk holds until `free_disk`. A started request
+        // that is not ended keeps the gendisk from being released:
+        // `del_gendisk()` waits for every request to end (it freezes the
+        // queue) before the disk can be put for the last time, and a disk
+        // never added has no requests. So the `Arc` is alive for as long
+        // as `self`, which is consumed by `end`.
+        unsafe { ArcBorrow::from_raw((*(*self.rq.as_ptr()).q).queuedata.cast::<T::Data>()) }
     }
 
     /// The operation.
@@ -529,9 +595,14 @@ impl<T: DiskOps> OpsTable<T> {
         let rq = RequestRef::<T> {
             // SAFETY: blk-mq never passes a null request.
             rq: unsafe { NonNull::new_unchecked(rq) },
-            _life: PhantomData,
+            _ops: PhantomData,
         };
-        let data = rq.data();
+        // SAFETY: The queue's `queuedata` is the data of our `Disk<T>`,
+        // alive while the request is not ended (see `RequestRef::data`);
+        // the borrow ends before `queue_rq` returns, and the request may be
+        // ended only through `rq`, which `queue_rq` consumes.
+        let data =
+            unsafe { ArcBorrow::from_raw((*(*rq.rq.as_ptr()).q).queuedata.cast::<T::Data>()) };
         match T::queue_rq(data, rq) {
             Ok(()) => BlkStatus::OK.0,
             // blk-mq ends the request with this status.
@@ -558,10 +629,14 @@ impl<T: DiskOps> OpsTable<T> {
     /// # Safety
     ///
     /// `disk` is a gendisk of a `Disk<T>`.
-    unsafe fn data<'b>(disk: *mut bindings::gendisk) -> &'b T::Data {
-        // SAFETY: `private_data` is the `T::Data` given to `Disk::new`,
-        // valid while the disk exists.
-        unsafe { &*(*disk).private_data.cast::<T::Data>() }
+    unsafe fn data<'b>(disk: *mut bindings::gendisk) -> ArcBorrow<'b, T::Data> {
+        // SAFETY: `private_data` of a `Disk<T>`'s gendisk came from
+        // `Arc::into_raw` and its reference is released only by
+        // `free_disk`, when the gendisk is released; the block layer calls
+        // the disk's callbacks only while it holds a reference to the disk
+        // (an open block device, or the caller's own), so the `Arc` is
+        // alive for the duration of the callback, which `'b` is.
+        unsafe { ArcBorrow::from_raw((*disk).private_data.cast::<T::Data>()) }
     }
 
     /// # Safety
@@ -610,7 +685,8 @@ impl<T: DiskOps> OpsTable<T> {
         geo: *mut bindings::hd_geometry,
     ) -> c_int {
         // SAFETY: `disk` is ours.
-        let g = T::geometry(unsafe { Self::data(disk) });
+        let data = unsafe { Self::data(disk) };
+        let g = T::geometry(&*data);
         let geo = geo.cast::<HdGeometry>();
         // SAFETY: The caller passes a writable `struct hd_geometry`, whose
         // layout `HdGeometry` mirrors. `start` was already set (partition
@@ -625,13 +701,26 @@ impl<T: DiskOps> OpsTable<T> {
 
     /// # Safety
     ///
+    /// Called by the block layer once, when a gendisk of a `Disk<T>` that
+    /// was added is released.
+    unsafe extern "C" fn free_disk(disk: *mut bindings::gendisk) {
+        // SAFETY: `private_data` came from `Arc::into_raw` (type invariant
+        // of `Disk<T>`), and the reference it carries belongs to the
+        // gendisk, which is being released: it is taken back once.
+        let data = unsafe { Arc::from_raw((*disk).private_data.cast::<T::Data>()) };
+        T::free(data);
+    }
+
+    /// # Safety
+    ///
     /// Called by devtmpfs/udev helpers with a gendisk of a `Disk<T>`.
     unsafe extern "C" fn devnode(
         disk: *mut bindings::gendisk,
         _mode: *mut bindings::umode_t,
     ) -> *mut c_char {
         // SAFETY: `disk` is ours.
-        match T::devnode(unsafe { Self::data(disk) }) {
+        let data = unsafe { Self::data(disk) };
+        match T::devnode(&*data) {
             // SAFETY: The format takes one unsigned int; the result is
             // freed by the caller with kfree(), or is NULL on failure, in
             // which case the default name is used.
@@ -668,9 +757,12 @@ impl<T: DiskOps> DiskVTable<T> {
                 open: Some(OpsTable::<T>::open),
                 release: Some(OpsTable::<T>::release),
                 ioctl: Some(OpsTable::<T>::ioctl),
-                // lofi's ioctls have one layout for 32- and 64-bit callers.
+                // lofi's ioctls have one layout for 32- and 64-bit callers;
+                // the helper exists only with CONFIG_COMPAT.
+                #[cfg(CONFIG_COMPAT)]
                 compat_ioctl: Some(bindings::blkdev_compat_ptr_ioctl),
                 getgeo: Some(OpsTable::<T>::getgeo),
+                free_disk: Some(OpsTable::<T>::free_disk),
                 devnode: Some(OpsTable::<T>::devnode),
                 ..pin_init::zeroed()
             },
@@ -680,14 +772,6 @@ impl<T: DiskOps> DiskVTable<T> {
 }
 
 /// Whether `disk` is driven by `T` (its operations are `T`'s table).
-///
-/// # Safety
-///
-/// `disk` must be a valid gendisk.
-pub(crate) unsafe fn disk_is_ours<T: DiskOps>(disk: *const bindings::gendisk) -> bool {
-    // SAFETY: The caller guarantees `disk` is valid.
-    core::ptr::eq(
-        unsafe { (*disk).fops },
-        &T::vtable().block_device_operations,
-    )
+pub(crate) fn disk_is_ours<T: DiskOps>(disk: &OpenDisk<'_>) -> bool {
+    core::ptr::eq(disk.fops(), &T::vtable().block_device_operations)
 }

@@ -17,6 +17,9 @@ pub(crate) mod flags {
     pub(crate) const UNBOUND: u32 = kernel::bindings::wq_flags_WQ_UNBOUND;
     /// May be used for memory reclaim: has a rescuer thread.
     pub(crate) const MEM_RECLAIM: u32 = kernel::bindings::wq_flags_WQ_MEM_RECLAIM;
+    /// Frozen with user space during suspend and hibernation, so that no
+    /// I/O reaches a backing file while its file system is frozen.
+    pub(crate) const FREEZABLE: u32 = kernel::bindings::wq_flags_WQ_FREEZABLE;
 }
 
 /// A workqueue that this value created and destroys.
@@ -127,41 +130,49 @@ impl RawWork {
     }
 }
 
-/// While alive, the current task's allocations do no I/O (they act as
-/// `GFP_NOIO`), like C's `memalloc_noio_save()`/`memalloc_noio_restore()`.
+/// While alive, the current task is an I/O flusher for a block device
+/// backed by a file, as `loop`'s workers are:
 ///
-/// An I/O worker of a block device backed by a file must not recurse into
-/// the block layer through reclaim: it could wait on its own device.
-pub(crate) struct NoIoScope {
-    was_set: bool,
+/// - `PF_MEMALLOC_NOIO`: its allocations do no I/O (they act as
+///   `GFP_NOIO`), like C's `memalloc_noio_save()`; it must not recurse into
+///   the block layer through reclaim, where it could wait on its own device;
+/// - `PF_LOCAL_THROTTLE`: its buffered writes to the backing file are
+///   throttled only against that file's own device, not against the dirty
+///   pages of the device it serves, which only it can clean.
+///
+/// The flags the task had before are restored when the scope ends.
+pub(crate) struct IoFlusherScope {
+    /// The bits this scope set (those that were clear before).
+    set: u32,
     /// The scope belongs to one task: not `Send`.
     _task: core::marker::PhantomData<*mut ()>,
 }
 
-impl NoIoScope {
+/// The flags an [`IoFlusherScope`] sets.
+const IO_FLUSHER_FLAGS: u32 = bindings::PF_MEMALLOC_NOIO | bindings::PF_LOCAL_THROTTLE;
+
+impl IoFlusherScope {
     /// Enters the scope for the current task.
     pub(crate) fn enter() -> Self {
         // SAFETY: `current` is always valid in task context, and only the
         // task itself changes these bits of its own `flags` (as
         // include/linux/sched/mm.h does).
-        let was_set = unsafe {
+        let set = unsafe {
             let task = bindings::get_current();
-            let was = (*task).flags & bindings::PF_MEMALLOC_NOIO != 0;
-            (*task).flags |= bindings::PF_MEMALLOC_NOIO;
-            was
+            let set = !(*task).flags & IO_FLUSHER_FLAGS;
+            (*task).flags |= IO_FLUSHER_FLAGS;
+            set
         };
         Self {
-            was_set,
+            set,
             _task: core::marker::PhantomData,
         }
     }
 }
 
-impl Drop for NoIoScope {
+impl Drop for IoFlusherScope {
     fn drop(&mut self) {
-        if !self.was_set {
-            // SAFETY: As in `enter`; restores the state found there.
-            unsafe { (*bindings::get_current()).flags &= !bindings::PF_MEMALLOC_NOIO };
-        }
+        // SAFETY: As in `enter`; clears only the bits `enter` set.
+        unsafe { (*bindings::get_current()).flags &= !self.set };
     }
 }
