@@ -3,9 +3,11 @@
 # the test kernel if no cached build matches the current inputs.  Idempotent:
 # a second run with nothing changed does nothing and takes a second.
 #
-# usage: scripts/provision.sh [--print-source]
-# Prints the kernel build directory (KDIR) on stdout, or with --print-source
-# the kernel source tree; progress goes to stderr.
+# usage: scripts/provision.sh [--print-source | --minimal]
+# Prints the kernel build directory (KDIR) on stdout, with --print-source
+# the kernel source tree, with --minimal the prepared (not built) tree of
+# the minimal configuration (scripts/kconfig/lofi-minimal.config), made if
+# missing instead of the test kernel; progress goes to stderr.
 # Environment: LOFI_CACHE (cache location, default ~/.cache/lofi),
 # LOFI_APT_REFRESH=1 (refetch Debian package lists and the kernel source).
 set -euo pipefail
@@ -21,6 +23,7 @@ flock 9
 ensure_toolchain
 case ${1:-} in
 --print-source) kernel_source_tree "$(kernel_source_deb)" ;;
+--minimal) ensure_prepared_kernel ;;
 "") ensure_kernel ;;
-*) die "unknown option $1" "usage: scripts/provision.sh [--print-source]" ;;
+*) die "unknown option $1" "usage: scripts/provision.sh [--print-source | --minimal]" ;;
 esac

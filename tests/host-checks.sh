@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Checks that run on the host, without a VM: formatting, lints, a
-# warning-free build with and without clippy, shell scripts, that no
+# warning-free build with and without clippy, against the test kernel and
+# against the prepared tree of the minimal configuration (no KUnit, no
+# COMPAT, no lockdep; made on first use), shell scripts, that no
 # package registry host name appears in the repository, and for lofiadm
 # its format, lints, host tests, man page and `make install`.
 # Prints a PASS/FAIL line per check and "N passed, N failed".
@@ -92,6 +94,8 @@ check rustfmt "$LOFI_ROOT/scripts/rust-fmt.sh" --check
 check module-build-clippy env CLIPPY=1 "$LOFI_ROOT/scripts/build-module.sh"
 check selftest-module-build-clippy env CLIPPY=1 "$LOFI_ROOT/scripts/build-module.sh" tests/selftest
 check module-build "$LOFI_ROOT/scripts/build-module.sh"
+check module-build-minimal-config "$LOFI_ROOT/scripts/build-minimal.sh"
+check module-build-minimal-config-clippy env CLIPPY=1 "$LOFI_ROOT/scripts/build-minimal.sh"
 check lofiadm-fmt lofiadm_cargo fmt --check
 check lofiadm-clippy lofiadm_cargo clippy --locked --all-targets -- -D warnings
 check lofiadm-test lofiadm_cargo test --locked

@@ -3,12 +3,20 @@
 # tinyconfig + scripts/kconfig/lofi-test.config and built once per set of
 # inputs under $LOFI_KERNELS.  A build is used only when its stamp exists, so
 # an interrupted build is never mistaken for a finished one.
+#
+# The minimal configuration: the same plus scripts/kconfig/lofi-minimal.config
+# (no KUnit, no COMPAT, no lock debugging), only prepared (`make
+# modules_prepare`: enough to compile an out-of-tree Rust module), cached the
+# same way.
 
 KERNEL_FRAGMENT=$LOFI_ROOT/scripts/kconfig/lofi-test.config
+KERNEL_MINIMAL_FRAGMENT=$LOFI_ROOT/scripts/kconfig/lofi-minimal.config
 KERNEL_PATCHES=$LOFI_ROOT/scripts/kernel-patches
 # Bump when the way the kernel is built changes in a way the inputs below
 # do not capture.
 KERNEL_RECIPE=1
+# The same for the prepared tree of the minimal configuration.
+KERNEL_PREPARED_RECIPE=1
 
 # The cached linux-source .deb (downloaded once; LOFI_APT_REFRESH=1 fetches
 # the newest again).
@@ -54,14 +62,16 @@ kernel_source_tree() {
 	echo "$dir/linux"
 }
 
-# Everything a kernel build depends on, hashed: source package version,
-# fragment, patches, compilers and this recipe.
+# kernel_cache_key DEB RECIPE FRAGMENT...: everything a kernel tree depends
+# on, hashed: source package version, fragments, patches, compilers and the
+# recipe.
 kernel_cache_key() {
-	local deb=$1
+	local deb=$1 recipe=$2
+	shift 2
 	{
-		echo "recipe $KERNEL_RECIPE"
+		echo "recipe $recipe"
 		dpkg-deb -f "$deb" Package Version
-		cat "$KERNEL_FRAGMENT"
+		cat "$@"
 		cat "$KERNEL_PATCHES"/*.patch 2>/dev/null
 		rustc -vV
 		"$LOFI_BINDGEN_ROOT/bin/bindgen" --version
@@ -70,9 +80,12 @@ kernel_cache_key() {
 	} | sha256sum | cut -c1-16
 }
 
-# Check that every option the fragment asks for made it into .config.
+# kernel_check_config CONFIG FRAGMENT...: check that every option the
+# fragments ask for made it into CONFIG; for an option several fragments
+# set, the last one counts, as with merge_config.sh.
 kernel_check_config() {
 	local config=$1 bad=0 line opt
+	shift
 	while IFS= read -r line; do
 		case $line in
 		CONFIG_*=*)
@@ -84,8 +97,41 @@ kernel_check_config() {
 			! grep -q "^$opt=" "$config" || { log "config: wanted $opt off"; bad=1; }
 			;;
 		esac
-	done <"$KERNEL_FRAGMENT"
+	done < <(awk '
+		/^CONFIG_[A-Za-z0-9_]+=/ { opt = $0; sub(/=.*/, "", opt) }
+		/^# CONFIG_[A-Za-z0-9_]+ is not set$/ { opt = $2 }
+		opt != "" { if (!(opt in want)) order[n++] = opt; want[opt] = $0; opt = "" }
+		END { for (i = 0; i < n; i++) print want[order[i]] }
+	' "$@")
 	return $bad
+}
+
+# kernel_remove_unfinished PREFIX: remove $LOFI_KERNELS/PREFIX-* trees that
+# never got their stamp (interrupted, failed): they are only disk waste.
+kernel_remove_unfinished() {
+	local stale
+	for stale in "$LOFI_KERNELS/$1"-*; do
+		if [ -d "$stale" ] && [ ! -f "$stale/.lofi-complete" ]; then
+			rm -rf "$stale"
+		fi
+	done
+}
+
+# kernel_configure SRC OUT FRAGMENT...: check the toolchain and write
+# OUT/.config from tinyconfig and the fragments; logs in OUT/build.log.*.
+kernel_configure() {
+	local src=$1 out=$2 klog=$2/build.log
+	shift 2
+	local mk=(make -C "$src" O="$out")
+	run_logged "$klog.rustavailable" "${mk[@]}" rustavailable ||
+		die "the Rust toolchain is not usable by the kernel" "see the log above (rust-src, bindgen, libclang)"
+	run_logged "$klog.config" "${mk[@]}" tinyconfig || die "make tinyconfig failed"
+	run_logged "$klog.merge" "$src/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" "$@" ||
+		die "merge_config.sh failed"
+	run_logged "$klog.olddefconfig" "${mk[@]}" olddefconfig || die "make olddefconfig failed"
+	kernel_check_config "$out/.config" "$@" ||
+		die "the kernel configuration lacks options the fragments ask for" \
+			"fix $(printf '%s ' "${@#"$LOFI_ROOT"/}")(dependencies) or the toolchain"
 }
 
 # Build the kernel for the current inputs unless a finished build exists;
@@ -94,36 +140,55 @@ ensure_kernel() {
 	local deb src key out jobs
 	deb=$(kernel_source_deb)
 	src=$(kernel_source_tree "$deb")
-	key=$(kernel_cache_key "$deb")
+	key=$(kernel_cache_key "$deb" "$KERNEL_RECIPE" "$KERNEL_FRAGMENT")
 	out=$LOFI_KERNELS/build-$key
 	if [ -f "$out/.lofi-complete" ]; then
 		echo "$out"
 		return
 	fi
-	# Builds that never finished (interrupted, failed) are only disk waste.
-	for stale in "$LOFI_KERNELS"/build-*; do
-		if [ -d "$stale" ] && [ ! -f "$stale/.lofi-complete" ]; then
-			rm -rf "$stale"
-		fi
-	done
+	kernel_remove_unfinished build
 	kernel_build_env
 	jobs=$(($(nproc) + 1))
 	log "building the test kernel in $out (key $key; about 11 minutes on 2 cores)"
 	rm -rf "$out"
 	mkdir -p "$out"
 	local klog=$out/build.log mk=(make -C "$src" O="$out")
-	run_logged "$klog.rustavailable" "${mk[@]}" rustavailable ||
-		die "the Rust toolchain is not usable by the kernel" "see the log above (rust-src, bindgen, libclang)"
-	run_logged "$klog.config" "${mk[@]}" tinyconfig || die "make tinyconfig failed"
-	run_logged "$klog.merge" "$src/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" "$KERNEL_FRAGMENT" ||
-		die "merge_config.sh failed"
-	run_logged "$klog.olddefconfig" "${mk[@]}" olddefconfig || die "make olddefconfig failed"
-	kernel_check_config "$out/.config" ||
-		die "the kernel configuration lacks options the fragment asks for" \
-			"fix scripts/kconfig/lofi-test.config (dependencies) or the toolchain"
+	kernel_configure "$src" "$out" "$KERNEL_FRAGMENT"
 	run_logged "$klog" "${mk[@]}" -j"$jobs" bzImage modules ||
 		die "the kernel build failed" "see $klog"
 	touch "$out/.lofi-complete"
 	log "kernel ready: $out"
+	echo "$out"
+}
+
+# Prepare a tree of the minimal configuration for the current inputs unless
+# a finished one exists; print its build directory.  `make modules_prepare`
+# makes what an out-of-tree Rust module compiles against (generated headers,
+# rust/*.rmeta, the proc macros, objtool, modpost, scripts/module.lds) but
+# not vmlinux, so there is no Module.symvers: compile objects against it,
+# not a linked module.
+ensure_prepared_kernel() {
+	local deb src key out jobs start
+	deb=$(kernel_source_deb)
+	src=$(kernel_source_tree "$deb")
+	key=$(kernel_cache_key "$deb" "$KERNEL_RECIPE prepared $KERNEL_PREPARED_RECIPE" \
+		"$KERNEL_FRAGMENT" "$KERNEL_MINIMAL_FRAGMENT")
+	out=$LOFI_KERNELS/prepared-$key
+	if [ -f "$out/.lofi-complete" ]; then
+		echo "$out"
+		return
+	fi
+	kernel_remove_unfinished prepared
+	kernel_build_env
+	jobs=$(($(nproc) + 1))
+	start=$(date +%s)
+	log "preparing the minimal-configuration kernel tree in $out (key $key; about a minute on 2 cores)"
+	rm -rf "$out"
+	mkdir -p "$out"
+	kernel_configure "$src" "$out" "$KERNEL_FRAGMENT" "$KERNEL_MINIMAL_FRAGMENT"
+	run_logged "$out/build.log" make -C "$src" O="$out" -j"$jobs" modules_prepare ||
+		die "make modules_prepare failed" "see $out/build.log"
+	touch "$out/.lofi-complete"
+	log "prepared tree ready in $(($(date +%s) - start))s: $out"
 	echo "$out"
 }
