@@ -3,12 +3,12 @@
 //! Opening a mapping's backing file.
 
 use crate::{
-    device::LofiDisk,
+    device::{Device, LofiDisk},
     kext::{
         blk::disk_is_ours,
         file::{FileKind, Identity, KernelFile, PathFile},
     },
-    registry,
+    registry::Table,
 };
 use kernel::prelude::*;
 
@@ -22,12 +22,16 @@ use kernel::prelude::*;
 /// refused (`EINVAL`) before it is opened, so that the refusal does not
 /// count as an open of it (which would make its own unmap fail with
 /// `EBUSY`).
-pub(crate) fn open_backing(path: &CStr, read_only: bool) -> Result<KernelFile> {
+pub(crate) fn open_backing(
+    table: &Table<Device>,
+    path: &CStr,
+    read_only: bool,
+) -> Result<KernelFile> {
     let found = PathFile::lookup(path)?;
     match (found.kind(), found.identity()) {
         (FileKind::Other, _) => return Err(EINVAL),
         (FileKind::Block, Identity::Device(devt)) => {
-            if registry::with(|reg| Ok(reg.is_lofi_devt(devt)))? {
+            if table.lock().is_lofi_devt(devt) {
                 return Err(EINVAL);
             }
         }

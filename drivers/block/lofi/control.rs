@@ -17,7 +17,8 @@ use crate::{
         module_ref::ModuleRef,
         workqueue::{flags, OwnedQueue},
     },
-    lifecycle, registry,
+    lifecycle,
+    registry::{new_table, InstallNodes, Table},
     uapi::{self, LofiIoctl},
 };
 use kernel::{fs::File, prelude::*, str::CString, sync::Arc};
@@ -41,15 +42,20 @@ pub(crate) struct Control {
     /// that one stuck device holds up no other. Destroyed (and so drained)
     /// at module unload, after every device is gone.
     teardown_queue: Arc<OwnedQueue>,
+    /// The mapping table, for numbers 1 ..= `lofi_max_files`. Every device
+    /// holds a reference too, so it goes when the module and the last
+    /// device are gone.
+    table: Arc<Table<Device>>,
 }
 
 impl Control {
-    /// The control device's handler.
-    pub(crate) fn new() -> Result<Self> {
+    /// The control device's handler, for numbers 1 ..= `max`.
+    pub(crate) fn new(max: u32) -> Result<Self> {
         // max_active 0: the workqueue default (many at once).
         let teardown_queue = OwnedQueue::new(c"lofi_teardown", 0, flags::UNBOUND, 0)?;
         Ok(Self {
             teardown_queue: Arc::new(teardown_queue, GFP_KERNEL)?,
+            table: new_table(max)?,
         })
     }
 }
@@ -94,12 +100,12 @@ impl MiscHandler for Control {
                 let n = li.li_minor;
                 self.map(&mut li, arg, Some(n))
             }
-            uapi::LOFI_UNMAP_FILE => unmap(&mut li, arg, true),
-            uapi::LOFI_UNMAP_FILE_MINOR => unmap(&mut li, arg, false),
-            uapi::LOFI_GET_FILENAME => get_filename(&mut li, arg),
-            uapi::LOFI_GET_MINOR => get_minor(&mut li, arg),
+            uapi::LOFI_UNMAP_FILE => self.unmap(&mut li, arg, true),
+            uapi::LOFI_UNMAP_FILE_MINOR => self.unmap(&mut li, arg, false),
+            uapi::LOFI_GET_FILENAME => self.get_filename(&mut li, arg),
+            uapi::LOFI_GET_MINOR => self.get_minor(&mut li, arg),
             _ => {
-                li.li_minor = registry::with(|reg| Ok(reg.max()))?;
+                li.li_minor = self.table.lock().max();
                 li.write_to(arg)?;
                 Ok(0)
             }
@@ -149,35 +155,28 @@ impl Control {
     fn map(&self, li: &mut LofiIoctl, arg: usize, requested: Option<u32>) -> Result<isize> {
         check_map_options(li)?;
         let path = request_path(li)?;
-        let max = registry::with(|reg| Ok(reg.max()))?;
+        let max = self.table.lock().max();
         match requested {
             Some(0) => return Err(EINVAL),
             Some(n) if n > max => return Err(ERANGE),
             _ => {}
         }
-        let file = open_backing(path, li.li_readonly != 0)?;
+        let file = open_backing(&self.table, path, li.li_readonly != 0)?;
         let capacity = geometry::capacity_sectors(file.size()?)?;
         let read_only = !file.writable();
         let identity = file.identity();
         let mut filename = KVec::with_capacity(path.to_bytes().len(), GFP_KERNEL)?;
         filename.extend_from_slice(path.to_bytes(), GFP_KERNEL)?;
 
-        let nodes = registry::InstallNodes::new()?;
-        let n = registry::with(|reg| reg.reserve(requested, identity, read_only))?;
+        let nodes = InstallNodes::new()?;
+        let n = self.table.lock().reserve(requested, identity, read_only)?;
         match self.build(n, file, capacity, read_only, identity, filename, li, arg) {
             Ok((dev, devt)) => {
-                // The table outlives every ioctl of the control device.
-                registry::with(|reg| {
-                    reg.install(n, dev, devt, nodes);
-                    Ok(())
-                })?;
+                self.table.lock().install(n, dev, devt, nodes);
                 Ok(n as isize)
             }
             Err(e) => {
-                let _ = registry::with(|reg| {
-                    reg.cancel(n, identity);
-                    Ok(())
-                });
+                self.table.lock().cancel(n, identity);
                 Err(e)
             }
         }
@@ -210,6 +209,7 @@ impl Control {
             filename,
             file,
             teardown_queue: self.teardown_queue.clone(),
+            table: self.table.clone(),
             module_ref: ModuleRef::get::<crate::LofiModule>()?,
         })?;
         let name = CString::try_from_fmt(fmt!("lofi{n}"))?;
@@ -229,49 +229,51 @@ impl Control {
     }
 }
 
-/// `LOFI_UNMAP_FILE` (by name) and `LOFI_UNMAP_FILE_MINOR` (by number).
-fn unmap(li: &mut LofiIoctl, arg: usize, by_name: bool) -> Result<isize> {
-    let identity = if by_name {
-        path_identity(request_path(li)?)
-    } else {
-        None
-    };
-    let dev = registry::with(|reg| {
-        let n = if by_name {
-            reg.find_by_name(request_path(li)?.to_bytes(), identity)
-                .ok_or(ENOENT)?
+impl Control {
+    /// `LOFI_UNMAP_FILE` (by name) and `LOFI_UNMAP_FILE_MINOR` (by number).
+    fn unmap(&self, li: &mut LofiIoctl, arg: usize, by_name: bool) -> Result<isize> {
+        let dev = if by_name {
+            let path = request_path(li)?;
+            let identity = path_identity(path);
+            let mut table = self.table.lock();
+            let n = table
+                .find_by_name(path.to_bytes(), identity)
+                .ok_or(ENOENT)?;
+            table.mapped(n).cloned().ok_or(ENXIO)?
         } else {
-            li.li_minor
+            self.table.lock().mapped(li.li_minor).cloned().ok_or(ENXIO)?
         };
-        reg.mapped(n).cloned().ok_or(ENXIO)
-    })?;
-    let n = dev.number;
-    lifecycle::unmap(dev, li.li_force != 0, li.li_cleanup != 0)?;
-    li.li_minor = n;
-    li.write_to(arg)?;
-    Ok(0)
-}
-
-fn get_filename(li: &mut LofiIoctl, arg: usize) -> Result<isize> {
-    let n = li.li_minor;
-    if n == 0 {
-        return Err(EINVAL);
+        let n = dev.number;
+        lifecycle::unmap(dev, li.li_force != 0, li.li_cleanup != 0)?;
+        li.li_minor = n;
+        li.write_to(arg)?;
+        Ok(0)
     }
-    let dev = registry::with(|reg| reg.mapped(n).cloned().ok_or(ENXIO))?;
-    uapi::set_c_string(&mut li.li_filename, &dev.filename);
-    describe(li, &dev)?;
-    li.write_to(arg)?;
-    Ok(0)
-}
 
-fn get_minor(li: &mut LofiIoctl, arg: usize) -> Result<isize> {
-    let path = uapi::c_string(&li.li_filename).ok_or(EINVAL)?;
-    let identity = path_identity(path);
-    let dev = registry::with(|reg| {
-        let n = reg.find_by_name(path.to_bytes(), identity).ok_or(ENOENT)?;
-        reg.mapped(n).cloned().ok_or(ENOENT)
-    })?;
-    describe(li, &dev)?;
-    li.write_to(arg)?;
-    Ok(0)
+    fn get_filename(&self, li: &mut LofiIoctl, arg: usize) -> Result<isize> {
+        let n = li.li_minor;
+        if n == 0 {
+            return Err(EINVAL);
+        }
+        let dev = self.table.lock().mapped(n).cloned().ok_or(ENXIO)?;
+        uapi::set_c_string(&mut li.li_filename, &dev.filename);
+        describe(li, &dev)?;
+        li.write_to(arg)?;
+        Ok(0)
+    }
+
+    fn get_minor(&self, li: &mut LofiIoctl, arg: usize) -> Result<isize> {
+        let path = uapi::c_string(&li.li_filename).ok_or(EINVAL)?;
+        let identity = path_identity(path);
+        let dev = {
+            let mut table = self.table.lock();
+            let n = table
+                .find_by_name(path.to_bytes(), identity)
+                .ok_or(ENOENT)?;
+            table.mapped(n).cloned().ok_or(ENOENT)?
+        };
+        describe(li, &dev)?;
+        li.write_to(arg)?;
+        Ok(0)
+    }
 }

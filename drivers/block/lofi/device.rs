@@ -33,8 +33,9 @@ use crate::{
         file::{Identity, KernelFile},
         gated::Gated,
         module_ref::ModuleRef,
-        workqueue::{flags, IoFlusherScope, OwnedQueue, RawWork, RawWorkFn},
+        workqueue::{flags, IoFlusherScope, OwnedQueue},
     },
+    registry::{Entry, Table},
     uapi::{LOFI_DKIOCSTATE, LOFI_DKIO_DEV_GONE, LOFI_DKIO_INSERTED},
 };
 use kernel::{
@@ -96,6 +97,7 @@ pub(crate) struct DeviceConfig {
     pub(crate) filename: KVec<u8>,
     pub(crate) file: KernelFile,
     pub(crate) teardown_queue: Arc<OwnedQueue>,
+    pub(crate) table: Arc<Table<Device>>,
     pub(crate) module_ref: ModuleRef,
 }
 
@@ -136,6 +138,8 @@ pub(crate) struct Device {
     disk: Mutex<Option<Disk<LofiDisk>>>,
     io_queue: OwnedQueue,
     teardown_queue: Arc<OwnedQueue>,
+    /// The mapping table the device is in, to leave it when removed.
+    pub(crate) table: Arc<Table<Device>>,
     #[pin]
     state: Mutex<DevState>,
     #[pin]
@@ -173,6 +177,7 @@ impl Device {
                 disk <- new_mutex!(None, "lofi::Device::disk"),
                 io_queue,
                 teardown_queue: config.teardown_queue,
+                table: config.table,
                 state <- new_mutex!(DevState {
                     opens: 0,
                     phase: Phase::Mapped,
@@ -229,21 +234,21 @@ impl Device {
         Ok(action)
     }
 
-    /// Tells the block layer and user space that the device is gone (a
-    /// forced unmap): the disk is marked dead, so that a file system on it
-    /// learns at once (and shuts down) and new I/O fails, and a change
-    /// uevent is sent.
+    /// Takes the device away from its users at once (a forced unmap):
+    /// closes the backing file's gate, so that every new request fails
+    /// with `EIO` (those inside finish; the teardown work waits for them),
+    /// tells a file system mounted from the disk that it is gone (it shuts
+    /// down at once), and sends a change uevent.
     ///
-    /// Marking a disk dead also sets its size to 0, as for a disk pulled
-    /// out, after which reads end early without an error (a copy of the
-    /// device would end short, silently) and writes fail with `ENOSPC`.
-    /// lofi keeps the illumos promise instead, that every access to a
-    /// force-unmapped device fails with `EIO`: the size is set back at
-    /// once, and the dead queue fails all I/O.
-    pub(crate) fn announce_gone(&self) {
+    /// The disk is not marked dead with `blk_mark_disk_dead()`: that also
+    /// sets its size to 0, after which reads end early without an error (a
+    /// copy of the device would end short, silently) and writes fail with
+    /// `ENOSPC`. lofi keeps the illumos rule that every access to a
+    /// force-unmapped device fails with `EIO`.
+    pub(crate) fn take_away(&self) {
+        self.backing.close();
         if let Some(disk) = self.disk.lock().as_ref() {
-            disk.mark_dead();
-            disk.set_capacity(self.capacity);
+            disk.report_dead();
             disk.notify_change();
         }
     }
@@ -309,10 +314,18 @@ impl Device {
     }
 }
 
-/// The per-request data: the work item that serves the request.
-#[repr(C)]
-pub(crate) struct RequestPdu {
-    work: RawWork,
+impl Entry for Device {
+    fn is_mapping(&self) -> bool {
+        Device::is_mapping(self)
+    }
+
+    fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn filename(&self) -> &[u8] {
+        &self.filename
+    }
 }
 
 /// lofi's disk operations.
@@ -320,60 +333,25 @@ pub(crate) struct LofiDisk;
 
 static VTABLE: DiskVTable<LofiDisk> = DiskVTable::new();
 
-/// The I/O worker: serves one request on its device's queue.
-struct ServeRequest;
-
-impl RawWorkFn for ServeRequest {
-    /// # Safety
-    ///
-    /// `work` is the `work` of a [`RequestPdu`] queued by
-    /// `LofiDisk::queue_rq`.
-    unsafe fn run(work: *mut RawWork) {
-        // SAFETY: `work` is the first member of a `repr(C)` `RequestPdu`,
-        // of a request started by `queue_rq` and ended only here.
-        let rq = unsafe { RequestRef::<LofiDisk>::from_pdu(work.cast::<RequestPdu>()) };
-        serve_request(rq);
-    }
-}
-
-/// Serves a request and ends it.
-fn serve_request(rq: RequestRef<LofiDisk>) {
-    let status = {
-        let dev = rq.data();
-        let _flusher = IoFlusherScope::enter();
-        match dev.serve(&rq) {
-            Ok(()) => BlkStatus::OK,
-            Err(e) if e == EOPNOTSUPP => BlkStatus::NOT_SUPPORTED,
-            Err(_) => BlkStatus::IO_ERROR,
-        }
-    };
-    rq.end(status);
-}
-
 impl DiskOps for LofiDisk {
     type OwnerModule = crate::LofiModule;
     type Data = Device;
-    type Pdu = RequestPdu;
 
     fn vtable() -> &'static DiskVTable<Self> {
         &VTABLE
     }
 
-    fn queue_rq(dev: ArcBorrow<'_, Device>, rq: RequestRef<Self>) -> Result<(), BlkStatus> {
-        let pdu = rq.into_pdu();
-        // SAFETY: The work item was initialised by `init_pdu`, lives in the
-        // request's driver data until the request is ended (by the worker),
-        // and `ServeRequest` expects exactly this.
-        unsafe { dev.io_queue.queue_raw(&(*pdu).work) };
-        Ok(())
+    fn io_queue(dev: &Device) -> &OwnedQueue {
+        &dev.io_queue
     }
 
-    unsafe fn init_pdu(pdu: *mut RequestPdu) {
-        // SAFETY: The caller provides memory for a `RequestPdu` that stays
-        // in place; `work` is its first member.
-        unsafe {
-            RawWork::init::<ServeRequest>(&raw mut (*pdu).work, kernel::static_lock_class!())
-        };
+    fn serve(dev: &Device, rq: &RequestRef<Self>) -> BlkStatus {
+        let _flusher = IoFlusherScope::enter();
+        match dev.serve(rq) {
+            Ok(()) => BlkStatus::OK,
+            Err(e) if e == EOPNOTSUPP => BlkStatus::NOT_SUPPORTED,
+            Err(_) => BlkStatus::IO_ERROR,
+        }
     }
 
     fn open(dev: ArcBorrow<'_, Device>, writable: bool) -> Result {

@@ -11,16 +11,13 @@
 //!
 //! - a plain unmap of a device nobody has open waits until the disk is
 //!   removed and the number free ([`Device::removed`]);
-//! - a forced unmap of an open device marks the disk dead and waits until
-//!   the backing file is closed ([`Device::file_closed`]); the number stays
+//! - a forced unmap of an open device fails its I/O, tells a file system
+//!   on it that it is gone, and waits until the backing file is closed ([`Device::file_closed`]); the number stays
 //!   taken until the last close;
 //! - the last close of a device unmapped while open waits until the backing
 //!   file is closed (see `LofiDisk::release`); the disk is removed after.
 
-use crate::{
-    device::{Device, Phase, Unmap},
-    registry,
-};
+use crate::device::{Device, Phase, Unmap};
 use kernel::{prelude::*, sync::Arc, workqueue::WorkItem};
 
 impl WorkItem for Device {
@@ -46,7 +43,7 @@ fn teardown(dev: &Arc<Device>) {
         // `del_gendisk` needs no lock of ours, and waits for nothing of
         // ours but the requests in flight, which have drained.
         drop(dev.take_disk());
-        registry::release_device(dev);
+        dev.table.lock().release(dev.number, dev, dev.identity);
         dev.removed.signal();
     }
 }
@@ -62,7 +59,7 @@ pub(crate) fn unmap(dev: Arc<Device>, force: bool, cleanup: bool) -> Result {
             dev.removed.wait_killable()
         }
         Unmap::Force => {
-            dev.announce_gone();
+            dev.take_away();
             Device::queue_teardown(dev.clone());
             dev.file_closed.wait_killable()
         }

@@ -39,41 +39,38 @@ module! {
 /// The largest `lofi_max_files` accepted.
 const MAX_FILES_LIMIT: u32 = 65536;
 
-/// The module's state: everything it registers.
+/// The module's state: the control device, whose handler owns the
+/// mapping table and the teardown workqueue.
 ///
-/// The control device is registered last in `init`, so that nothing can
-/// fail after it has become visible to user space. Every mapping holds a
-/// reference on the module, so none exists when the module is dropped.
-/// Fields drop in order: the control device goes before the table.
+/// Every device holds a reference on the module, so none exists when the
+/// module is dropped; dropping the handler destroys the teardown queue,
+/// which waits for any teardown item still finishing.
 #[pin_data]
 struct LofiModule {
     #[pin]
     control: MiscRegistration<Control>,
-    table: registry::Table,
 }
 
 impl kernel::InPlaceModule for LofiModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         let max = module_parameters::lofi_max_files.value();
         try_pin_init!(Self {
-            // First: the control device's commands use the table.
-            table: new_table(max)?,
             control <- MiscRegistration::register(
                 MiscOptions {
                     name: CONTROL_NAME,
                     mode: CONTROL_MODE,
                 },
-                Control::new()?,
+                Control::new(checked_max_files(max)?)?,
             ),
         })
     }
 }
 
-/// The mapping table for numbers 1 ..= `max`, if `max` is acceptable.
-fn new_table(max: u32) -> Result<registry::Table> {
+/// `lofi_max_files`, if it is acceptable.
+fn checked_max_files(max: u32) -> Result<u32> {
     if !(1..=MAX_FILES_LIMIT).contains(&max) {
         pr_err!("lofi_max_files={max} is outside 1..={MAX_FILES_LIMIT}\n");
         return Err(EINVAL);
     }
-    Ok(registry::init(max))
+    Ok(max)
 }

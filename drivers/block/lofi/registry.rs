@@ -9,23 +9,38 @@
 //! file in the identity and name indexes. A lookup checks only the devices
 //! it finds there, never every device.
 //!
+//! The table is generic over what it maps to (an [`Entry`]), so that it
+//! does not depend on the device type that refers back to it.
+//!
 //! # Locking
 //!
-//! One global mutex, [`REGISTRY`], protects the table. A device's state
+//! One mutex, the [`Table`], protects the table. A device's state
 //! mutex may be taken inside it, never the other way round. The block layer
 //! takes a disk's `open_mutex` around the open and release callbacks, which
 //! take only the device's state mutex; nothing here holds the table lock
 //! while adding or deleting a disk or closing a backing file.
 
-use crate::{device::Device, kext::file::Identity};
+use crate::kext::file::Identity;
 use kernel::{
+    new_mutex,
     prelude::*,
     rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation},
-    sync::Arc,
+    sync::{Arc, Mutex},
 };
 
+/// What the table maps numbers to: a mapping's device.
+pub(crate) trait Entry: Send + Sync {
+    /// Whether it still counts as a mapping (queries find it, its object
+    /// cannot be mapped again unless both are read-only).
+    fn is_mapping(&self) -> bool;
+    /// Whether it is read-only.
+    fn read_only(&self) -> bool;
+    /// The backing file's name as it was mapped.
+    fn filename(&self) -> &[u8];
+}
+
 /// One used number.
-enum Slot {
+enum Slot<E> {
     /// A mapping of the object `identity` is being set up under this
     /// number. It counts as a mapping of that object for the same-file
     /// check, so that two concurrent maps of one file cannot both win.
@@ -33,7 +48,7 @@ enum Slot {
     /// A device, in any phase, until its teardown has removed its disk: a
     /// force-unmapped or detached device keeps its number until then.
     /// `devt` is its disk's device number.
-    Device { dev: Arc<Device>, devt: u32 },
+    Device { dev: Arc<E>, devt: u32 },
 }
 
 /// Memory for the index entries of a mapping being installed, allocated
@@ -54,9 +69,9 @@ impl InstallNodes {
 }
 
 /// The table of mappings.
-pub(crate) struct Registry {
+pub(crate) struct Registry<E> {
     max: u32,
-    slots: RBTree<u32, Slot>,
+    slots: RBTree<u32, Slot<E>>,
     /// Every used number by the identity of its backing object.
     by_identity: RBTree<(Identity, u32), ()>,
     /// Every device by a hash of its file name (see [`name_hash`]).
@@ -66,18 +81,24 @@ pub(crate) struct Registry {
     by_devt: RBTree<u32, u32>,
 }
 
-kernel::sync::global_lock! {
-    // SAFETY: Initialised by `init()` in the module's init, before the
-    // control device is registered, and never used before that.
-    pub(crate) unsafe(uninit) static REGISTRY: Mutex<Option<Registry>> = None;
-}
+/// The locked table.
+pub(crate) type Table<E> = Mutex<Registry<E>>;
 
-/// Runs `f` on the locked table; `ENODEV` if the module is going away
-/// (the table is gone).
-pub(crate) fn with<R>(f: impl FnOnce(&mut Registry) -> Result<R>) -> Result<R> {
-    let mut guard = REGISTRY.lock();
-    let reg = guard.as_mut().ok_or(ENODEV)?;
-    f(reg)
+/// A new, empty table for numbers 1 ..= `max`.
+pub(crate) fn new_table<E: Entry>(max: u32) -> Result<Arc<Table<E>>> {
+    Arc::pin_init(
+        new_mutex!(
+            Registry {
+                max,
+                slots: RBTree::new(),
+                by_identity: RBTree::new(),
+                by_name: RBTree::new(),
+                by_devt: RBTree::new(),
+            },
+            "lofi::registry::Table"
+        ),
+        GFP_KERNEL,
+    )
 }
 
 /// Why a number cannot be had.
@@ -171,13 +192,13 @@ fn first_with<K: Ord + Copy>(
     }
 }
 
-impl Registry {
+impl<E: Entry> Registry<E> {
     /// The highest mapping number.
     pub(crate) fn max(&self) -> u32 {
         self.max
     }
 
-    fn device(slots: &RBTree<u32, Slot>, n: u32) -> Option<&Arc<Device>> {
+    fn device(slots: &RBTree<u32, Slot<E>>, n: u32) -> Option<&Arc<E>> {
         match slots.get(&n)? {
             Slot::Device { dev, .. } => Some(dev),
             Slot::Building { .. } => None,
@@ -185,7 +206,7 @@ impl Registry {
     }
 
     /// The device of mapping `n`, if it is a mapping.
-    pub(crate) fn mapped(&self, n: u32) -> Option<&Arc<Device>> {
+    pub(crate) fn mapped(&self, n: u32) -> Option<&Arc<E>> {
         Self::device(&self.slots, n).filter(|dev| dev.is_mapping())
     }
 
@@ -201,7 +222,7 @@ impl Registry {
         let slots = &self.slots;
         let found = first_with(&mut self.by_name, name_hash(name), |n| {
             Self::device(slots, n)
-                .is_some_and(|dev| dev.is_mapping() && dev.filename.as_slice() == name)
+                .is_some_and(|dev| dev.is_mapping() && dev.filename() == name)
         });
         if found.is_some() {
             return found;
@@ -218,7 +239,7 @@ impl Registry {
         let slots = &self.slots;
         first_with(&mut self.by_identity, identity, |n| match slots.get(&n) {
             Some(Slot::Building { read_only: other }) => !(*other && read_only),
-            Some(Slot::Device { dev, .. }) => dev.is_mapping() && !(dev.read_only && read_only),
+            Some(Slot::Device { dev, .. }) => dev.is_mapping() && !(dev.read_only() && read_only),
             None => false,
         })
         .is_some()
@@ -248,9 +269,9 @@ impl Registry {
     /// Fills the reserved number `n` with its device, whose disk (device
     /// number `devt`) is added. Cannot fail: the index entries' memory is
     /// allocated beforehand, in `nodes`.
-    pub(crate) fn install(&mut self, n: u32, dev: Arc<Device>, devt: u32, nodes: InstallNodes) {
+    pub(crate) fn install(&mut self, n: u32, dev: Arc<E>, devt: u32, nodes: InstallNodes) {
         self.by_name
-            .insert(nodes.name.into_node((name_hash(&dev.filename), n), ()));
+            .insert(nodes.name.into_node((name_hash(dev.filename()), n), ()));
         self.by_devt.insert(nodes.devt.into_node(devt, n));
         if let Some(slot) = self.slots.get_mut(&n) {
             *slot = Slot::Device { dev, devt };
@@ -261,10 +282,22 @@ impl Registry {
     /// removed, and its index entries. `identity` is that of its object.
     fn free(&mut self, n: u32, identity: Identity) {
         if let Some(Slot::Device { dev, devt }) = self.slots.remove(&n) {
-            self.by_name.remove(&(name_hash(&dev.filename), n));
+            self.by_name.remove(&(name_hash(dev.filename()), n));
             self.by_devt.remove(&devt);
         }
         self.by_identity.remove(&(identity, n));
+    }
+
+    /// Frees the number `n` of the device `dev` (of the object `identity`)
+    /// once its disk is removed, if the number is still this device's.
+    pub(crate) fn release(&mut self, n: u32, dev: &Arc<E>, identity: Identity) {
+        let ours = matches!(
+            self.slots.get(&n),
+            Some(Slot::Device { dev: d, .. }) if Arc::ptr_eq(d, dev)
+        );
+        if ours {
+            self.free(n, identity);
+        }
     }
 
     /// Gives up a number reserved by [`Registry::reserve`] whose mapping
@@ -274,54 +307,6 @@ impl Registry {
             self.free(n, identity);
         }
     }
-}
-
-/// The table's storage, owned by the module: dropping it (at unload)
-/// frees the table. A static is never dropped, so without this the table
-/// would leak at every unload.
-///
-/// # Invariants
-///
-/// At most one exists, created by [`init`]; when it is dropped no mapping
-/// exists (each holds a module reference) and the control device is gone.
-pub(crate) struct Table(());
-
-impl Drop for Table {
-    fn drop(&mut self) {
-        let table = REGISTRY.lock().take();
-        drop(table);
-    }
-}
-
-/// Creates the table for numbers 1 ..= `max`.
-pub(crate) fn init(max: u32) -> Table {
-    // SAFETY: Called once, from the module's init, before any other use.
-    unsafe { REGISTRY.init() };
-    *REGISTRY.lock() = Some(Registry {
-        max,
-        slots: RBTree::new(),
-        by_identity: RBTree::new(),
-        by_name: RBTree::new(),
-        by_devt: RBTree::new(),
-    });
-    Table(())
-}
-
-/// Frees the number of a device whose disk the teardown has removed, if
-/// the number is still this device's.
-pub(crate) fn release_device(dev: &Arc<Device>) {
-    // `ENODEV` (no table) cannot happen: the device holds a module
-    // reference, and the table goes only at module exit.
-    let _ = with(|reg| {
-        let ours = matches!(
-            reg.slots.get(&dev.number),
-            Some(Slot::Device { dev: d, .. }) if Arc::ptr_eq(d, dev)
-        );
-        if ours {
-            reg.free(dev.number, dev.identity);
-        }
-        Ok(())
-    });
 }
 
 #[kunit_tests(lofi_numbers)]

@@ -11,7 +11,6 @@
 
 use kernel::{
     prelude::*,
-    transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -25,7 +24,12 @@ pub(crate) const LOFI_ALGORITHM_LEN: usize = 36;
 pub(crate) const LOFI_RESERVED_WORDS: usize = 13;
 
 /// `struct lofi_ioctl`.
+///
+/// The derives check, at compile time, that it has no padding and that
+/// any bytes are a valid value (only integers), so that it can be copied
+/// from and to user space as bytes without unsafe code.
 #[repr(C)]
+#[derive(FromBytes, IntoBytes, zerocopy_derive::Immutable, Zeroable)]
 pub(crate) struct LofiIoctl {
     pub(crate) li_minor: u32,
     pub(crate) li_force: u32,
@@ -55,15 +59,6 @@ const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_filename) == 40);
 const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_devpath) == 4136);
 const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_algorithm) == 4200);
 const _: () = assert!(core::mem::offset_of!(LofiIoctl, li_reserved) == 4236);
-
-// SAFETY: Only integers and arrays of integers, with no padding (the
-// assertions above pin every offset and the size): any bytes are a valid
-// value, and every byte of a value is initialised.
-unsafe impl FromBytes for LofiIoctl {}
-// SAFETY: As above.
-unsafe impl AsBytes for LofiIoctl {}
-// SAFETY: All-zeroes is a valid value (all integers).
-unsafe impl pin_init::Zeroable for LofiIoctl {}
 
 /// `LOFI_MAP_FILE`.
 pub(crate) const LOFI_MAP_FILE: u32 = 0xd0c0df01;
@@ -103,7 +98,7 @@ impl LofiIoctl {
         let mut obj = KBox::init(pin_init::zeroed::<Self>(), GFP_KERNEL)?;
         UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<Self>())
             .reader()
-            .read_slice(obj.as_bytes_mut())?;
+            .read_slice(obj.as_mut_bytes())?;
         Ok(obj)
     }
 

@@ -337,7 +337,7 @@ static void rnd_map_fields(struct lofi_ioctl *li)
  * Documentation/userspace-api/lofi.rst, per command ("Any command can also
  * fail with ENOMEM"). The map commands return lookup and open errors
  * unchanged: those that the fixtures can produce are listed (ENXIO: the
- * open of a gone lofi device). A result outside its command's list is
+ * open of a block device node without a disk). A result outside its command's list is
  * "undocumented"; a result inside it can still be unexpected (the model
  * predicts one result for every call).
  */
@@ -970,11 +970,14 @@ static void predict_map(const struct lofi_ioctl *li, int by_minor, int ptr, stru
 	if (S_ISBLK(st.st_mode)) {
 		char p[64];
 
+		/*
+		 * A lofi disk, mapped or not (gone, detached): recognised by
+		 * its device number before anything is opened, until its
+		 * disk is removed.
+		 */
 		n = model_devt(st.st_rdev);
-		if (n && slots[n].state == S_MAPPED)
-			return want(e, EINVAL, "a lofi device");
 		if (n)
-			return want(e, ENXIO, "a gone lofi device (open fails)");
+			return want(e, EINVAL, "a lofi device (mapped or gone)");
 		snprintf(p, sizeof(p), "/sys/dev/block/%u:%u", major(st.st_rdev), minor(st.st_rdev));
 		if (access(p, F_OK) == 0) {
 			e->skip = 1;	/* some other disk: not ours to map */

@@ -25,7 +25,10 @@
 //! It is written to be independent of lofi so that it could move into
 //! `rust/kernel/block`.
 
-use super::file::OpenDisk;
+use super::{
+    file::OpenDisk,
+    workqueue::{OwnedQueue, RawWork, RawWorkFn},
+};
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings,
@@ -83,22 +86,17 @@ pub(crate) trait DiskOps: Sized + 'static {
     fn vtable() -> &'static DiskVTable<Self>;
     /// Per-disk driver state.
     type Data: Send + Sync;
-    /// Per-request driver data, initialised once per tag by
-    /// [`DiskOps::init_pdu`] and kept across the tag's requests.
-    type Pdu;
 
-    /// Starts handling a request. Called in atomic context: must not sleep.
-    /// The request is started; the driver ends it now (returning an error)
-    /// or later from any context with [`RequestRef::end`].
-    fn queue_rq(data: ArcBorrow<'_, Self::Data>, rq: RequestRef<Self>) -> Result<(), BlkStatus>;
+    /// The workqueue that serves the disk's requests: each request is
+    /// queued there (by a work item in the request's own driver data) and
+    /// handed to [`DiskOps::serve`]. It must outlive every request of the
+    /// disk, which it does as part of `Data`.
+    fn io_queue(data: &Self::Data) -> &OwnedQueue;
 
-    /// Initialises the per-request data of a tag.
-    ///
-    /// # Safety
-    ///
-    /// `pdu` points to uninitialised, suitably aligned memory for a
-    /// `Self::Pdu` that stays at that address until the tag set is freed.
-    unsafe fn init_pdu(pdu: *mut Self::Pdu);
+    /// Serves a started request, in a worker of [`DiskOps::io_queue`]
+    /// (process context: it may sleep). The request is ended with the
+    /// status returned.
+    fn serve(data: &Self::Data, rq: &RequestRef<Self>) -> BlkStatus;
 
     /// The disk is being opened (`writable`: for writing). An error
     /// refuses the open. Called under the disk's `open_mutex`.
@@ -213,7 +211,7 @@ impl<T: DiskOps> Disk<T> {
             (*set).nr_maps = 1;
             (*set).queue_depth = config.queue_depth;
             (*set).numa_node = bindings::NUMA_NO_NODE;
-            (*set).cmd_size = core::mem::size_of::<T::Pdu>() as c_uint;
+            (*set).cmd_size = core::mem::size_of::<RequestWork>() as c_uint;
         }
         // SAFETY: `set` is a fully set-up tag set.
         to_result(unsafe { bindings::blk_mq_alloc_tag_set(set) })?;
@@ -303,21 +301,20 @@ impl<T: DiskOps> Disk<T> {
         unsafe { (*(*self.disk.as_ptr()).part0).bd_dev }
     }
 
-    /// Tells the block layer that the disk is gone, as for a surprise
-    /// removal: new I/O fails at once, the capacity becomes 0, and a file
-    /// system on it is told (and shuts down). Must be called without the
-    /// disk's `open_mutex`.
-    pub(crate) fn mark_dead(&self) {
+    /// Tells the holder of the disk's block device, a file system mounted
+    /// from it for instance, that the device is gone, as for a surprise
+    /// removal (`bdev_mark_dead()`): a file system shuts down at once.
+    /// Unlike `blk_mark_disk_dead()` this leaves the disk's size and queue
+    /// alone, so the driver decides how its I/O fails. Must be called
+    /// without the disk's `open_mutex`, and with new I/O already failing
+    /// (the call syncs the device when it has no holder).
+    pub(crate) fn report_dead(&self) {
         if self.added {
-            // SAFETY: `disk` is a valid, added gendisk.
-            unsafe { bindings::blk_mark_disk_dead(self.disk.as_ptr()) };
+            // SAFETY: `disk` is a valid, added gendisk; `part0`, its whole
+            // block device, lives as long as it. lofi disks have no
+            // partitions, so the whole device is all there is to tell.
+            unsafe { bindings::bdev_mark_dead((*self.disk.as_ptr()).part0, true) };
         }
-    }
-
-    /// Sets the disk's size in 512-byte sectors, without a uevent.
-    pub(crate) fn set_capacity(&self, sectors: u64) {
-        // SAFETY: `disk` is a valid gendisk (type invariant).
-        unsafe { bindings::set_capacity(self.disk.as_ptr(), sectors) };
     }
 
     /// Sends a `change` uevent for the disk (and its partitions), for
@@ -372,10 +369,9 @@ impl<T: DiskOps> RequestRef<T> {
     ///
     /// # Safety
     ///
-    /// `pdu` must be the driver data of a request of a `Disk<T>` that was
-    /// handed to the driver by `queue_rq` (and so started) and that nobody
-    /// else will end.
-    pub(crate) unsafe fn from_pdu(pdu: *mut T::Pdu) -> Self {
+    /// `pdu` must be the driver data of a request of a `Disk<T>` that
+    /// `queue_rq` started and queued, and that nobody else will end.
+    unsafe fn from_pdu(pdu: *mut RequestWork) -> Self {
         // SAFETY: The caller guarantees `pdu` is a request's driver data;
         // the request header precedes it.
         let rq = unsafe { bindings::blk_mq_rq_from_pdu(pdu.cast()) };
@@ -388,16 +384,10 @@ impl<T: DiskOps> RequestRef<T> {
     }
 
     /// The request's driver data.
-    pub(crate) fn pdu(&self) -> *mut T::Pdu {
-        // SAFETY: `rq` is a valid request of a tag set with `cmd_size` of
-        // `size_of::<T::Pdu>()`.
+    fn pdu(&self) -> *mut RequestWork {
+        // SAFETY: `rq` is a valid request of a tag set with a `cmd_size`
+        // of `size_of::<RequestWork>()`.
         unsafe { bindings::blk_mq_rq_to_pdu(self.rq.as_ptr()) }.cast()
-    }
-
-    /// Hands the request to whoever will end it through its driver data,
-    /// by way of [`RequestRef::from_pdu`].
-    pub(crate) fn into_pdu(self) -> *mut T::Pdu {
-        self.pdu()
     }
 
     /// The driver data of the request's disk.
@@ -472,10 +462,42 @@ impl<T: DiskOps> RequestRef<T> {
     }
 
     /// Ends the request with `status`.
-    pub(crate) fn end(self, status: BlkStatus) {
+    fn end(self, status: BlkStatus) {
         // SAFETY: By the type invariant the request is started and ours to
         // end, once: `self` is consumed.
         unsafe { bindings::blk_mq_end_request(self.rq.as_ptr(), status.0) };
+    }
+}
+
+/// The driver data of every request: the work item that serves it.
+#[repr(C)]
+struct RequestWork {
+    work: RawWork,
+}
+
+/// The driver data of a request.
+fn blk_mq_pdu(rq: *mut bindings::request) -> *mut RequestWork {
+    // SAFETY: `blk_mq_rq_to_pdu` only computes the address after the
+    // request header, which is where blk-mq puts the driver data.
+    unsafe { bindings::blk_mq_rq_to_pdu(rq) }.cast()
+}
+
+/// The work function of a request's [`RequestWork`]: serves the request
+/// with [`DiskOps::serve`] and ends it.
+struct ServeRequest<T>(PhantomData<T>);
+
+impl<T: DiskOps> RawWorkFn for ServeRequest<T> {
+    /// # Safety
+    ///
+    /// `work` is the `work` of the [`RequestWork`] of a request of a
+    /// `Disk<T>`, queued by `queue_rq`.
+    unsafe fn run(work: *mut RawWork) {
+        // SAFETY: `work` is the first member of a `repr(C)` `RequestWork`,
+        // the driver data of a request that `queue_rq` started and queued,
+        // and that only this function ends.
+        let rq = unsafe { RequestRef::<T>::from_pdu(work.cast::<RequestWork>()) };
+        let status = T::serve(&rq.data(), &rq);
+        rq.end(status);
     }
 }
 
@@ -597,17 +619,17 @@ impl<T: DiskOps> OpsTable<T> {
             rq: unsafe { NonNull::new_unchecked(rq) },
             _ops: PhantomData,
         };
-        // SAFETY: The queue's `queuedata` is the data of our `Disk<T>`,
-        // alive while the request is not ended (see `RequestRef::data`);
-        // the borrow ends before `queue_rq` returns, and the request may be
-        // ended only through `rq`, which `queue_rq` consumes.
-        let data =
-            unsafe { ArcBorrow::from_raw((*(*rq.rq.as_ptr()).q).queuedata.cast::<T::Data>()) };
-        match T::queue_rq(data, rq) {
-            Ok(()) => BlkStatus::OK.0,
-            // blk-mq ends the request with this status.
-            Err(status) => status.0,
-        }
+        let pdu = rq.pdu();
+        let data = rq.data();
+        // SAFETY: The work item in the request's driver data was set up by
+        // `init_request` to run `serve_request::<T>`, stays valid until the
+        // request is ended (by that function: the tag set is not freed
+        // while a request is in flight), and the queue outlives it (it is
+        // part of `T::Data`, alive while the request is not ended).
+        unsafe { T::io_queue(&data).queue_raw(&(*pdu).work) };
+        // The request is now the worker's: `rq` is dropped without ending
+        // it (it owns no resource).
+        BlkStatus::OK.0
     }
 
     /// # Safety
@@ -619,10 +641,14 @@ impl<T: DiskOps> OpsTable<T> {
         _hctx_idx: c_uint,
         _numa_node: c_int,
     ) -> c_int {
-        // SAFETY: The tag set's `cmd_size` reserves room for a `T::Pdu`
-        // after the request, aligned as blk-mq aligns driver data, and it
-        // stays there until the tag set is freed.
-        unsafe { T::init_pdu(bindings::blk_mq_rq_to_pdu(rq).cast()) };
+        let pdu = blk_mq_pdu(rq);
+        // SAFETY: The tag set's `cmd_size` reserves room for a
+        // `RequestWork` after the request, aligned as blk-mq aligns driver
+        // data, and it stays there until the tag set is freed; `work` is
+        // its first member.
+        unsafe {
+            RawWork::init::<ServeRequest<T>>(&raw mut (*pdu).work, kernel::static_lock_class!())
+        };
         0
     }
 

@@ -87,8 +87,8 @@ impl GateWord {
 ///
 /// # Invariants
 ///
-/// - `value` is changed only by [`Gated::revoke`], by the one caller whose
-///   [`GateWord::close`] closed the gate, after `drained` happened.
+/// - `value` is changed only by [`Gated::revoke`], by the one caller that
+///   set `taken`, after `drained` happened.
 /// - `drained` happens once the gate is closed and nobody is inside: it is
 ///   signalled by the closer if the gate was empty, else by the last user
 ///   out.
@@ -99,6 +99,7 @@ impl GateWord {
 #[pin_data]
 pub(crate) struct Gated<T> {
     word: GateWord,
+    taken: Atomic<bool>,
     value: UnsafeCell<Option<T>>,
     #[pin]
     drained: Event,
@@ -137,6 +138,7 @@ impl<T> Gated<T> {
     pub(crate) fn new(value: T) -> impl PinInit<Self> {
         pin_init!(Self {
             word: GateWord::new(),
+            taken: Atomic::new(false),
             value: UnsafeCell::new(Some(value)),
             drained <- Event::new(),
         })
@@ -168,27 +170,27 @@ impl<T> Gated<T> {
         }
     }
 
-    /// Closes the gate, so that nobody enters any more, and waits until
-    /// everybody inside has left. Uninterruptible; idempotent: every
-    /// caller waits for the drain. The caller that closed the gate gets
-    /// the value; the others get `None`.
+    /// Closes the gate, so that nobody enters any more, without waiting
+    /// for those inside. Idempotent; never sleeps.
+    pub(crate) fn close(&self) {
+        if self.word.close() == Some(true) {
+            // Closed empty: nobody will be the last out.
+            self.drained.signal();
+        }
+    }
+
+    /// Closes the gate and waits until everybody inside has left.
+    /// Uninterruptible; every caller waits for the drain. The first caller
+    /// gets the value; the others get `None`.
     pub(crate) fn revoke(&self) -> Option<T> {
-        let closed_here = match self.word.close() {
-            None => false,
-            Some(empty) => {
-                if empty {
-                    self.drained.signal();
-                }
-                true
-            }
-        };
+        self.close();
         self.drained.wait();
-        if !closed_here {
+        if self.taken.cmpxchg(false, true, Full).is_err() {
             return None;
         }
-        // SAFETY: The gate is closed and drained, and this caller closed
-        // it: nobody is inside or can enter, and no other caller takes the
-        // value (type invariant).
+        // SAFETY: The gate is closed and drained, so nobody is inside or
+        // can enter, and this caller set `taken`, which no other does: the
+        // access is exclusive (type invariant).
         unsafe { (*self.value.get()).take() }
     }
 }
@@ -239,6 +241,19 @@ mod tests {
             assert_eq!(gated.revoke(), Some(7));
             assert!(gated.enter().is_none());
             // A second revoker waits for the same drain and gets nothing.
+            assert_eq!(gated.revoke(), None);
+        }
+    }
+
+    #[test]
+    fn a_closed_gate_still_yields_its_value_to_the_first_revoker() {
+        let gated = KBox::pin_init(Gated::new(5u32), GFP_KERNEL);
+        assert!(gated.is_ok());
+        if let Ok(gated) = gated {
+            gated.close();
+            gated.close();
+            assert!(gated.enter().is_none());
+            assert_eq!(gated.revoke(), Some(5));
             assert_eq!(gated.revoke(), None);
         }
     }
