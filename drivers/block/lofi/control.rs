@@ -241,7 +241,11 @@ impl Control {
                 .ok_or(ENOENT)?;
             table.mapped(n).cloned().ok_or(ENXIO)?
         } else {
-            self.table.lock().mapped(li.li_minor).cloned().ok_or(ENXIO)?
+            self.table
+                .lock()
+                .mapped(li.li_minor)
+                .cloned()
+                .ok_or(ENXIO)?
         };
         let n = dev.number;
         lifecycle::unmap(dev, li.li_force != 0, li.li_cleanup != 0)?;

@@ -221,8 +221,7 @@ impl<E: Entry> Registry<E> {
     pub(crate) fn find_by_name(&mut self, name: &[u8], identity: Option<Identity>) -> Option<u32> {
         let slots = &self.slots;
         let found = first_with(&mut self.by_name, name_hash(name), |n| {
-            Self::device(slots, n)
-                .is_some_and(|dev| dev.is_mapping() && dev.filename() == name)
+            Self::device(slots, n).is_some_and(|dev| dev.is_mapping() && dev.filename() == name)
         });
         if found.is_some() {
             return found;

@@ -12,8 +12,10 @@
 //! - [`Disk`]: a tag set plus a gendisk built from it, owned together, with
 //!   the driver's [`DiskOps`] as both `blk_mq_ops` and
 //!   `block_device_operations`;
-//! - [`RequestRef`]: a started request, its geometry and segments, and the
-//!   way to end it with a status.
+//! - [`RequestRef`]: a started request, its geometry and segments; requests
+//!   are served in process context on a workqueue of the driver's
+//!   ([`DiskOps::io_queue`], [`DiskOps::serve`]) by a work item that lives
+//!   in each request's driver data, and ended with the status returned.
 //!
 //! The driver's per-disk data is an `Arc` that the gendisk owns, as C
 //! drivers tie their device to the gendisk with `free_disk` (`loop` does
