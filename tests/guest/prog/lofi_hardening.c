@@ -630,7 +630,7 @@ static int cmd_flags_sample(const char *wq, double secs, long long max)
 	struct kworkers kw = { 0 };
 	struct flag_counts asleep = { 0 }, running = { 0 };
 	double end = now() + secs, rescan = 0;
-	long long scans = 0, samples = 0, n_asleep = 0;
+	long long scans = 0, samples = 0, n_asleep = 0, torn = 0;
 	int shown = 0, i, all = 1, max_kworkers = 0;
 
 	while (now() < end && n_asleep < max) {
@@ -659,6 +659,22 @@ static int cmd_flags_sample(const char *wq, double secs, long long max)
 			if (len <= 0)
 				continue;
 			buf[len] = 0;
+			/*
+			 * The kernel builds the line field by field, unlocked: a
+			 * read can show the comm of one moment ("+WQ", an item
+			 * current) and the state and flags of a later one (back
+			 * in the worker loop, asleep). Count only a line that a
+			 * second read, right after, repeats exactly.
+			 */
+			{
+				char again[sizeof(buf)];
+				ssize_t len2 = pread(k->fd, again, sizeof(again) - 1, 0);
+
+				if (len2 != len || memcmp(again, buf, (size_t)len) != 0) {
+					torn++;
+					continue;
+				}
+			}
 			open_paren = strchr(buf, '(');
 			close_paren = strrchr(buf, ')');
 			if (!open_paren || !close_paren || close_paren < open_paren)
@@ -712,9 +728,9 @@ static int cmd_flags_sample(const char *wq, double secs, long long max)
 	}
 	printf("RESULT kworkers=%d scans=%lld samples=%lld asleep=%lld asleep-both=%lld asleep-noio-only=%lld "
 	       "asleep-throttle-only=%lld asleep-neither=%lld running-both=%lld running-noio-only=%lld "
-	       "running-throttle-only=%lld running-neither=%lld\n",
+	       "running-throttle-only=%lld running-neither=%lld torn=%lld\n",
 	       max_kworkers, scans, samples, n_asleep, asleep.both, asleep.noio_only, asleep.throttle_only, asleep.neither,
-	       running.both, running.noio_only, running.throttle_only, running.neither);
+	       running.both, running.noio_only, running.throttle_only, running.neither, torn);
 	return 0;
 }
 
