@@ -239,7 +239,7 @@ impl Control {
             let n = table
                 .find_by_name(path.to_bytes(), identity)
                 .ok_or(ENOENT)?;
-            table.mapped(n).cloned().ok_or(ENXIO)?
+            table.mapped(n).cloned().ok_or(ENOENT)?
         } else {
             self.table
                 .lock()
@@ -248,7 +248,15 @@ impl Control {
                 .ok_or(ENXIO)?
         };
         let n = dev.number;
-        lifecycle::unmap(dev, li.li_force != 0, li.li_cleanup != 0)?;
+        lifecycle::unmap(dev, li.li_force != 0, li.li_cleanup != 0).map_err(|e| {
+            // A racing unmap got there first, after our lookup: by name,
+            // that is "the file is not mapped", as if we had come second.
+            if by_name && e == ENXIO {
+                ENOENT
+            } else {
+                e
+            }
+        })?;
         li.li_minor = n;
         li.write_to(arg)?;
         Ok(0)
