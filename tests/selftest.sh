@@ -29,7 +29,7 @@ expect_failure() {
 
 expect_failure failing-test '^FAIL selftest-failing-test .*deliberate failure' -- selftest-failing-test
 expect_failure kernel-warning '^FAIL kernel-log ' -- selftest-kernel-warning
-expect_failure guest-hang '^FAIL vm guest timed out' LOFI_VM_TIMEOUT="${LOFI_SELFTEST_HANG_TIMEOUT:-90}" -- selftest-guest-hang
+expect_failure guest-hang '^FAIL vm guest timed out' LOFI_VM_TIMEOUT="${LOFI_SELFTEST_HANG_TIMEOUT:-50}" -- selftest-guest-hang
 
 echo "selftest: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

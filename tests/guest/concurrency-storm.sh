@@ -26,8 +26,8 @@ for p in "$storm" "$map"; do
 done
 
 workers=$(stress_or 8 16)
-seconds=$(stress_or 40 300)
-rounds=$(stress_or 100 1000)
+seconds=$(stress_or 20 300)
+rounds=$(stress_or 60 1000)
 
 trap lofi_teardown EXIT
 

@@ -13,7 +13,7 @@
 # shellcheck source=tests/guest/hardening-lib.sh
 . "$LOFI_ROOT/tests/guest/hardening-lib.sh"
 
-rounds=$(stress_or 24 100)
+rounds=$(stress_or 16 100)
 
 cleanup() {
 	lofi_teardown

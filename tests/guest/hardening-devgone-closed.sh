@@ -17,7 +17,7 @@
 # shellcheck source=tests/guest/hardening-lib.sh
 . "$LOFI_ROOT/tests/guest/hardening-lib.sh"
 
-rounds=$(stress_or 16 200)
+rounds=$(stress_or 10 200)
 
 waiter_pid=
 holder_pid=

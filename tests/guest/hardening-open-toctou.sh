@@ -21,8 +21,8 @@
 # shellcheck source=tests/guest/hardening-lib.sh
 . "$LOFI_ROOT/tests/guest/hardening-lib.sh"
 
-unmap_secs=$(stress_or 10 60)
-flip_secs=$(stress_or 20 90)
+unmap_secs=$(stress_or 5 60)
+flip_secs=$(stress_or 10 90)
 
 bg_pids=
 unmapper_pid=

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reliability scenario "Hostile ioctl input": lofi_fuzz sends at least
-# 100,000 ioctls (1,000,000 in the long form) to /dev/lofictl and to
+# 50,000 ioctls (1,000,000 in the long form) to /dev/lofictl and to
 # /dev/lofi/N from a 64-bit process, and 20,000 (200,000) more from a
 # 32-bit one: random command numbers and sizes, random structure contents,
 # names of every kind (no NUL, relative, empty, PATH_MAX-1 bytes, every file
@@ -28,8 +28,8 @@ for p in "$fuzz" "$map"; do
 	[ -x "$p" ] || fail "$p missing: the VM runner builds it on the host (make -C tests/guest/prog OUT=$prog_dir)"
 done
 
-calls=$(stress_or 100000 1000000)
-calls32=$(stress_or 20000 200000)
+calls=$(stress_or 50000 1000000)
+calls32=$(stress_or 10000 200000)
 seed=${LOFI_FUZZ_SEED:-$(((RANDOM << 15) | RANDOM))}
 echo "seed $seed"
 

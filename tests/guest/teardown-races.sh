@@ -30,7 +30,7 @@ for p in "$storm" "$map"; do
 done
 
 signal_rounds=$(stress_or 16 160)
-rmmod_rounds=$(stress_or 24 240)
+rmmod_rounds=$(stress_or 16 240)
 close_rounds=$(stress_or 45 450)
 detach_rounds=$(stress_or 45 450)
 
