@@ -32,11 +32,6 @@ truncate -s 4M "$PWD/regular.img"
 ln -s "$PWD/regular.img" "$PWD/regular-link"
 echo "$loopdev is $maj:$min; aliases: $PWD/alias-node, $PWD/alias-link"
 
-failures=0
-bad() {
-	echo "FAIL: $*" >&2
-	failures=$((failures + 1))
-}
 
 # check MAPPED ALIAS: map MAPPED, then ALIAS must find it, must not map
 # again, and must unmap it.

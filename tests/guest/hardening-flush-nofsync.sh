@@ -28,11 +28,6 @@ trap cleanup EXIT
 
 load_lofi
 wait_for 5 test -c /dev/lofictl || fail "/dev/lofictl did not appear"
-failures=0
-bad() {
-	echo "FAIL: $*" >&2
-	failures=$((failures + 1))
-}
 
 # check FILE ASK WANT_MODE WANT_CACHE: map FILE asking for ASK (rw or ro).
 check() {

@@ -27,11 +27,6 @@ trap cleanup EXIT
 
 load_lofi
 wait_for 5 test -c /dev/lofictl || fail "/dev/lofictl did not appear"
-failures=0
-bad() {
-	echo "FAIL: $*" >&2
-	failures=$((failures + 1))
-}
 
 truncate -s 64M "$PWD/fs.img"
 dev=$("$map" map "$PWD/fs.img") || fail "map failed"

@@ -42,11 +42,6 @@ trap cleanup EXIT
 
 load_lofi
 wait_for 5 test -c /dev/lofictl || fail "/dev/lofictl did not appear"
-failures=0
-bad() {
-	echo "FAIL: $*" >&2
-	failures=$((failures + 1))
-}
 
 bk_setup 96M
 truncate -s 32M "$bk_mnt/image.img"

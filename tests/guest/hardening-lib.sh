@@ -10,6 +10,14 @@ for p in "$map" "$hard"; do
 	[ -x "$p" ] || fail "$p missing: the VM runner builds it on the host (make -C tests/guest/prog OUT=$prog_dir)"
 done
 
+# bad MESSAGE: record a failed check and go on; a test ends with
+# [ "$failures" -eq 0 ] || fail ...
+failures=0
+bad() {
+	echo "FAIL: $*" >&2
+	failures=$((failures + 1))
+}
+
 # settle: let udev finish with the events so far (it opens new disks to
 # probe them, which would make a plain unmap fail with EBUSY, or make a
 # close not the last one).

@@ -42,11 +42,6 @@ trap cleanup EXIT
 load_lofi
 wait_for 5 test -c /dev/lofictl || fail "/dev/lofictl did not appear"
 udev_pause
-failures=0
-bad() {
-	echo "FAIL: $*" >&2
-	failures=$((failures + 1))
-}
 
 img=$PWD/image.img
 truncate -s 8M "$img"

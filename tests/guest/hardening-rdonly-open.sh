@@ -22,11 +22,6 @@ trap cleanup EXIT
 
 load_lofi
 wait_for 5 test -c /dev/lofictl || fail "/dev/lofictl did not appear"
-failures=0
-bad() {
-	echo "FAIL: $*" >&2
-	failures=$((failures + 1))
-}
 
 mkdir -p content "$mnt"
 echo "hello from a read-only image" >content/hello.txt

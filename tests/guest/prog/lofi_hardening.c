@@ -70,6 +70,7 @@
 
 #include <linux/lofi.h>
 
+#define LOFI_PROG_NAME "lofi_hardening"
 #include "lofi_prog.h"
 
 #define CTL_PATH "/dev/lofictl"
@@ -77,41 +78,6 @@
 /* include/linux/sched.h of the test kernel. */
 #define PF_MEMALLOC_NOIO 0x00080000u
 #define PF_LOCAL_THROTTLE 0x00100000u
-
-static const char *cmd_name = "lofi_hardening";
-
-static const char *ename(int e)
-{
-	const char *n = strerrorname_np(e);
-
-	return n ? n : "E?";
-}
-
-__attribute__((format(printf, 2, 3), noreturn))
-static void die_errno(int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", cmd_name);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, ": %s (%s)\n", ename(err), strerror(err));
-	exit(1);
-}
-
-__attribute__((format(printf, 1, 2), noreturn))
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", cmd_name);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
 
 __attribute__((noreturn))
 static void usage(void)

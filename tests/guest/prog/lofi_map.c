@@ -49,44 +49,10 @@
 
 #include <linux/lofi.h>
 
+#define LOFI_PROG_NAME "lofi_map"
 #include "lofi_prog.h"
 
 #define CTL_PATH "/dev/lofictl"
-
-static const char *cmd_name = "lofi_map";
-
-static const char *ename(int e)
-{
-	const char *n = strerrorname_np(e);
-
-	return n ? n : "E?";
-}
-
-__attribute__((format(printf, 2, 3), noreturn))
-static void die_errno(int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", cmd_name);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, ": %s (%s)\n", ename(err), strerror(err));
-	exit(1);
-}
-
-__attribute__((format(printf, 1, 2), noreturn))
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", cmd_name);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
 
 __attribute__((noreturn))
 static void usage(void)
@@ -356,7 +322,7 @@ int main(int argc, char **argv)
 				continue;
 			r = unmap(fd, i, NULL, argc == 3, 0, argc == 2);
 			if (r) {
-				fprintf(stderr, "%s: unmap %u: %s (%s)\n", cmd_name, i, ename(r), strerror(r));
+				fprintf(stderr, "%s: unmap %u: %s (%s)\n", LOFI_PROG_NAME, i, ename(r), strerror(r));
 				err = 1;
 			}
 		}

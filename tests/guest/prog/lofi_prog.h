@@ -56,4 +56,49 @@ static inline void msleep(int ms)
 		poll(NULL, 0, (int)(left * 1000) + 1);
 }
 
+#ifdef LOFI_PROG_NAME
+/*
+ * Error exits of the command-line programs (define LOFI_PROG_NAME to the
+ * program's name before including this file): "NAME: message: ENAME
+ * (strerror)", exit status 1.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static inline const char *ename(int e)
+{
+	const char *n = strerrorname_np(e);
+
+	return n ? n : "E?";
+}
+
+__attribute__((format(printf, 2, 3), noreturn, unused))
+static void die_errno(int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", LOFI_PROG_NAME);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, ": %s (%s)\n", ename(err), strerror(err));
+	exit(1);
+}
+
+__attribute__((format(printf, 1, 2), noreturn, unused))
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", LOFI_PROG_NAME);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+#endif /* LOFI_PROG_NAME */
+
 #endif /* LOFI_PROG_H */
