@@ -394,14 +394,15 @@ impl<T: DiskOps> RequestRef<T> {
 
     /// The driver data of the request's disk.
     pub(crate) fn data(&self) -> ArcBorrow<'_, T::Data> {
-        // SAFETY: The queue of a request of a `Disk<T>` has `queuedata` set
-        // to the data pointer of that `Disk<T>`, from `Arc::into_raw`, whose
-        // reference the gendisk holds until `free_disk`. A started request
-        // that is not ended keeps the gendisk from being released:
-        // `del_gendisk()` waits for every request to end (it freezes the
-        // queue) before the disk can be put for the last time, and a disk
-        // never added has no requests. So the `Arc` is alive for as long
-        // as `self`, which is consumed by `end`.
+        // A started request that is not ended keeps the gendisk from being
+        // released: `del_gendisk()` waits for every request to end (it
+        // freezes the queue) before the disk can be put for the last time,
+        // and a disk never added has no requests.
+        //
+        // SAFETY: `rq` is valid; its queue's `queuedata` is the data pointer
+        // of its `Disk<T>`, from `Arc::into_raw`, whose reference the gendisk
+        // holds until `free_disk`, so (see above) the `Arc` is alive for as
+        // long as `self`, which `end` consumes.
         unsafe { ArcBorrow::from_raw((*(*self.rq.as_ptr()).q).queuedata.cast::<T::Data>()) }
     }
 
