@@ -44,10 +44,20 @@
 #define LOFI_RESERVED_WORDS	13
 
 /*
- * li_flags: none is defined yet; every bit is reserved (EINVAL). Planned:
- * partition scanning (illumos "labeled") and direct I/O.
+ * li_flags. In (LOFI_MAP_FILE*): what the caller asks for; a bit not in
+ * LOFI_FLAGS_KNOWN is EINVAL. Out (maps and queries): what the mapping
+ * has, which may be less than was asked for (see each flag).
+ *
+ * LOFI_FLAG_DIRECT_IO: serve the mapping with direct, asynchronous I/O on
+ * the backing file, bypassing its page cache (no double caching). The
+ * logical block size is raised to the file's direct-I/O alignment. If the
+ * backing file cannot do direct I/O the mapping is made with buffered I/O
+ * and the flag is clear on return (the kernel log says why).
+ *
+ * Planned: partition scanning (illumos "labeled").
  */
-#define LOFI_FLAGS_KNOWN	0u
+#define LOFI_FLAG_DIRECT_IO	(1u << 0)
+#define LOFI_FLAGS_KNOWN	LOFI_FLAG_DIRECT_IO
 
 /* The logical block size a mapping has when li_block_size is 0. */
 #define LOFI_BLOCK_SIZE_DEFAULT	512
@@ -61,11 +71,12 @@ struct lofi_ioctl {
 	__u32	li_cleanup;
 	/* LOFI_MAP_FILE*: map read-only. Out (maps and queries): 1 if read-only. */
 	__u32	li_readonly;
-	/* LOFI_MAP_FILE*: LOFI_FLAG_* bits (none yet). Out: the mapping's. */
+	/* LOFI_MAP_FILE*: LOFI_FLAG_* bits asked for. Out: the mapping's. */
 	__u32	li_flags;
 	/*
 	 * LOFI_MAP_FILE*: logical block size, 0 for the default (512; only
-	 * 0 and 512 are accepted so far). Out: the mapping's.
+	 * 0 and 512 are accepted so far). Out: the mapping's, which direct
+	 * I/O may raise to the backing file's alignment (1024 .. 4096).
 	 */
 	__u32	li_block_size;
 	/*

@@ -58,7 +58,7 @@ __attribute__((noreturn))
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: lofi_map map FILE [ro] | map-minor N FILE [ro] |\n"
+		"usage: lofi_map map FILE [ro] [direct] | map-minor N FILE [ro] [direct] |\n"
 		"       unmap DEV|N|FILE [force|cleanup] | unmap-all [force] |\n"
 		"       minor FILE | filename DEV|N | status DEV|N | list | maxminor |\n"
 		"       wait-gone DEV | open DEV [rw] | cycle FILE COUNT [SECS]\n");
@@ -110,12 +110,41 @@ static unsigned need_minor(const char *arg)
 	return n;
 }
 
-static int map(int fd, unsigned minor, const char *path, int ro, struct lofi_ioctl *li)
+/* Map options after FILE: "ro" and "direct" (LOFI_FLAG_DIRECT_IO). */
+struct map_opts {
+	int ro;
+	int direct;
+};
+
+static struct map_opts parse_map_opts(int argc, char **argv, int first)
 {
+	struct map_opts o = { 0, 0 };
+
+	for (int i = first; i < argc; i++) {
+		if (strcmp(argv[i], "ro") == 0)
+			o.ro = 1;
+		else if (strcmp(argv[i], "direct") == 0)
+			o.direct = 1;
+		else
+			usage();
+	}
+	return o;
+}
+
+static int map(int fd, unsigned minor, const char *path, struct map_opts o, struct lofi_ioctl *li)
+{
+	int r;
+
 	li_init(li, path);
 	li->li_minor = minor;
-	li->li_readonly = ro;
-	return ioctl(fd, minor ? LOFI_MAP_FILE_MINOR : LOFI_MAP_FILE, li);
+	li->li_readonly = o.ro;
+	li->li_flags = o.direct ? LOFI_FLAG_DIRECT_IO : 0;
+	r = ioctl(fd, minor ? LOFI_MAP_FILE_MINOR : LOFI_MAP_FILE, li);
+	/* The driver falls back to buffered I/O where the file refuses
+	 * direct I/O: say so, the mapping stands. */
+	if (r >= 0 && o.direct && !(li->li_flags & LOFI_FLAG_DIRECT_IO))
+		fprintf(stderr, "lofi_map: %s: direct I/O refused, mapped with buffered I/O\n", path);
+	return r;
 }
 
 /* Unmap by N, or by name if N is 0. Returns 0 or an errno. */
@@ -208,7 +237,7 @@ static int cmd_cycle(const char *path, long count, double budget)
 		unsigned n;
 		int r, dfd;
 
-		if (map(fd, 0, path, 0, &li) < 0)
+		if (map(fd, 0, path, (struct map_opts){ 0, 0 }, &li) < 0)
 			die_errno(errno, "cycle %ld: map %s", i, path);
 		n = li.li_minor;
 		if (!first)
@@ -277,23 +306,19 @@ int main(int argc, char **argv)
 		usage();
 	cmd = argv[1];
 
-	if (strcmp(cmd, "map") == 0 && (argc == 3 || argc == 4)) {
-		int ro = argc == 4 && strcmp(argv[3], "ro") == 0;
+	if (strcmp(cmd, "map") == 0 && argc >= 3 && argc <= 5) {
+		struct map_opts o = parse_map_opts(argc, argv, 3);
 
-		if (argc == 4 && !ro)
-			usage();
-		if (map(ctl(1), 0, argv[2], ro, &li) < 0)
+		if (map(ctl(1), 0, argv[2], o, &li) < 0)
 			die_errno(errno, "map %s", argv[2]);
 		printf("%s\n", li.li_devpath);
 		return 0;
 	}
-	if (strcmp(cmd, "map-minor") == 0 && (argc == 4 || argc == 5)) {
-		int ro = argc == 5 && strcmp(argv[4], "ro") == 0;
+	if (strcmp(cmd, "map-minor") == 0 && argc >= 4 && argc <= 6) {
+		struct map_opts o = parse_map_opts(argc, argv, 4);
 
-		if (argc == 5 && !ro)
-			usage();
 		n = need_minor(argv[2]);
-		if (map(ctl(1), n, argv[3], ro, &li) < 0)
+		if (map(ctl(1), n, argv[3], o, &li) < 0)
 			die_errno(errno, "map-minor %u %s", n, argv[3]);
 		printf("%s\n", li.li_devpath);
 		return 0;

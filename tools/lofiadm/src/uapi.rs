@@ -23,8 +23,11 @@ pub const DEVPATH_LEN: usize = 64;
 pub const ALGORITHM_LEN: usize = 36;
 /// `LOFI_RESERVED_WORDS`: the number of `__u32` words in `li_reserved`.
 pub const RESERVED_WORDS: usize = 13;
-/// `LOFI_FLAGS_KNOWN`: the `li_flags` bits the driver accepts (none yet).
-pub const FLAGS_KNOWN: u32 = 0;
+/// `LOFI_FLAG_DIRECT_IO`: serve the mapping with direct I/O (cleared on
+/// return when the backing file cannot do it).
+pub const FLAG_DIRECT_IO: u32 = 0x1;
+/// `LOFI_FLAGS_KNOWN`: the `li_flags` bits the driver accepts.
+pub const FLAGS_KNOWN: u32 = FLAG_DIRECT_IO;
 /// `LOFI_BLOCK_SIZE_DEFAULT`: a mapping's logical block size when
 /// `li_block_size` is 0.
 pub const BLOCK_SIZE_DEFAULT: u32 = 512;
