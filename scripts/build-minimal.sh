@@ -33,7 +33,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # The module's sources only: Kbuild, the driver and the ABI header.
 mkdir -p "$work/src"
-(cd "$src" && find Kbuild drivers/block/lofi include -type f \( -name Kbuild -o -name Makefile -o -name Kconfig -o -name '*.rs' -o -name '*.h' \) -print0) |
+(cd "$src" && find Kbuild drivers/block/lofi include -type f \( -name Kbuild -o -name Makefile -o -name Kconfig -o -name '*.rs' -o -name '*.c' -o -name '*.h' \) -print0) |
 	(cd "$src" && xargs -0 cp --parents -t "$work/src")
 status=0
 make -C "$kdir" M="$work/src" CONFIG_BLK_DEV_LOFI=m "${extra[@]}" "$obj" 2>&1 |

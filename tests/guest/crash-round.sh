@@ -15,6 +15,9 @@
 #               its checksum; after a random 5-10 s the guest is hard-reset
 #               with sysrq 'b' mid-write, announced in reset-requested so
 #               that the VM runner judges the reset as this test's end.
+# The image is mapped with buffered I/O after an even number of resets and
+# with direct I/O (which ext4 on /dev/vda must grant) after an odd one, so
+# that both modes are reset mid-write.
 # Figure (last boot): rounds, acknowledged files, files lost (must be 0).
 # shellcheck source=tests/guest/lib.sh
 . "$LOFI_ROOT/tests/guest/lib.sh"
@@ -39,20 +42,28 @@ lost=0
 [ ! -f "$state" ] || read -r round checked lost <"$state"
 echo "boot after round $round ($checked acknowledged files checked so far, $lost lost)"
 
+mode=()
+[ $((round % 2)) -eq 0 ] || mode=(direct)
+# map_image: map the image in this boot's mode; sets dev.
+map_image() {
+	dev=$("$map" map "$persist/lofi.img" "${mode[@]}" 2>map.err) || fail "map ${mode[*]} failed: $(cat map.err)"
+	! grep -q refused map.err || fail "direct I/O refused for an image on ext4: $(cat map.err)"
+	wait_for 5 test -b "$dev" || fail "$dev is not a block device"
+	echo "mapped $dev with ${mode[*]:-buffered} I/O"
+}
+
 if [ "$round" -eq 0 ]; then
 	mkfs.ext4 -q -F "$disk" || fail "mkfs.ext4 $disk failed"
 	mount "$disk" "$persist" || fail "mount $disk failed"
 	truncate -s 128M "$persist/lofi.img"
 	load_lofi
-	dev=$("$map" map "$persist/lofi.img") || fail "map failed"
-	wait_for 5 test -b "$dev" || fail "$dev is not a block device"
+	map_image
 	mkfs.ext4 -q -F "$dev" || fail "mkfs.ext4 $dev failed"
 	: >"$acked"
 else
 	mount "$disk" "$persist" || fail "mount $disk (the persistent disk) failed after the reset"
 	load_lofi
-	dev=$("$map" map "$persist/lofi.img") || fail "mapping the image again after the reset failed"
-	wait_for 5 test -b "$dev" || fail "$dev is not a block device"
+	map_image
 	mount "$dev" "$mnt" || fail "mounting the file system on lofi failed after the reset"
 	umount "$mnt"
 	e2fsck -fn "$dev" >fsck.log 2>&1 || {

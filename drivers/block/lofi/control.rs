@@ -11,7 +11,7 @@ use crate::{
     device::{Device, DeviceConfig, LofiDisk, QUEUE_DEPTH},
     geometry,
     kext::{
-        blk::{Disk, DiskConfig},
+        blk::{hw_queues_for_cpus, Disk, DiskConfig, ZeroingLimits},
         file::{Identity, KernelFile},
         misc::MiscHandler,
         module_ref::ModuleRef,
@@ -123,9 +123,10 @@ fn request_path(li: &LofiIoctl) -> Result<&CStr> {
 }
 
 /// Checks the map options against what this driver implements: unknown
-/// flags, a block size other than the default, an offset or a size limit
-/// are `EINVAL` (see the extension rules in include/uapi/linux/lofi.h),
-/// and so is an algorithm name (compressed images are not supported yet).
+/// flags (any but `LOFI_FLAG_DIRECT_IO`), a block size other than the
+/// default, an offset or a size limit are `EINVAL` (see the extension rules
+/// in include/uapi/linux/lofi.h), and so is an algorithm name (compressed
+/// images are not supported yet).
 fn check_map_options(li: &LofiIoctl) -> Result {
     if li.li_flags & !uapi::LOFI_FLAGS_KNOWN != 0
         || !matches!(li.li_block_size, 0 | uapi::LOFI_BLOCK_SIZE_DEFAULT)
@@ -142,13 +143,68 @@ fn check_map_options(li: &LofiIoctl) -> Result {
 fn describe(li: &mut LofiIoctl, dev: &Device) -> Result {
     li.li_minor = dev.number;
     li.li_readonly = u32::from(dev.read_only);
-    li.li_flags = 0;
-    li.li_block_size = uapi::LOFI_BLOCK_SIZE_DEFAULT;
+    li.li_flags = if dev.direct {
+        uapi::LOFI_FLAG_DIRECT_IO
+    } else {
+        0
+    };
+    li.li_block_size = dev.logical_block_size;
     li.li_offset = 0;
     li.li_sizelimit = 0;
     let path = CString::try_from_fmt(fmt!("/dev/lofi/{}", dev.number))?;
     uapi::set_c_string(&mut li.li_devpath, path.to_bytes());
     Ok(())
+}
+
+/// How a mapping's I/O reaches its backing file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct IoMode {
+    /// Direct, asynchronous I/O.
+    direct: bool,
+    /// The disk's logical block size.
+    logical_block_size: u32,
+    /// Memory alignment mask of the disk's buffers.
+    dma_alignment: u32,
+}
+
+impl IoMode {
+    /// Buffered I/O, 512-byte sectors.
+    const BUFFERED: Self = Self {
+        direct: false,
+        logical_block_size: uapi::LOFI_BLOCK_SIZE_DEFAULT,
+        dma_alignment: 511,
+    };
+
+    /// The capacity in 512-byte sectors of a mapping of `sectors`: whole
+    /// logical blocks only.
+    fn capacity(&self, sectors: u64) -> u64 {
+        let per_block = u64::from(self.logical_block_size / uapi::LOFI_BLOCK_SIZE_DEFAULT).max(1);
+        sectors - sectors % per_block
+    }
+}
+
+/// The direct I/O mode for `file`, mapped with `sectors`, or why it
+/// cannot have one: the file must support `O_DIRECT`, with an offset
+/// alignment lofi can present as a logical block size (512 .. 4096 bytes),
+/// and hold at least one such block.
+fn direct_io_mode(file: &KernelFile, sectors: u64) -> core::result::Result<IoMode, &'static str> {
+    let align = file
+        .dio_align()
+        .ok_or("the file system does not support it")?;
+    let lbs = align.offset.max(uapi::LOFI_BLOCK_SIZE_DEFAULT);
+    if !lbs.is_power_of_two() || lbs > 4096 {
+        return Err("its alignment is not a block size lofi can present");
+    }
+    let mode = IoMode {
+        direct: true,
+        logical_block_size: lbs,
+        // Buffers stay sector aligned at least; page alignment at most.
+        dma_alignment: align.memory.clamp(512, 4096) - 1,
+    };
+    if mode.capacity(sectors) == 0 {
+        return Err("the file is smaller than one block");
+    }
+    Ok(mode)
 }
 
 impl Control {
@@ -163,6 +219,18 @@ impl Control {
         }
         let file = open_backing(&self.table, path, li.li_readonly != 0)?;
         let capacity = geometry::capacity_sectors(file.size()?)?;
+        let io = if li.li_flags & uapi::LOFI_FLAG_DIRECT_IO != 0 {
+            direct_io_mode(&file, capacity).unwrap_or_else(|why| {
+                pr_info!(
+                    "{}: no direct I/O ({why}); using buffered I/O\n",
+                    path.to_str().unwrap_or("backing file")
+                );
+                IoMode::BUFFERED
+            })
+        } else {
+            IoMode::BUFFERED
+        };
+        let capacity = io.capacity(capacity);
         let read_only = !file.writable();
         let identity = file.identity();
         let mut filename = KVec::with_capacity(path.to_bytes().len(), GFP_KERNEL)?;
@@ -170,7 +238,9 @@ impl Control {
 
         let nodes = InstallNodes::new()?;
         let n = self.table.lock().reserve(requested, identity, read_only)?;
-        match self.build(n, file, capacity, read_only, identity, filename, li, arg) {
+        match self.build(
+            n, file, capacity, io, read_only, identity, filename, li, arg,
+        ) {
             Ok((dev, devt)) => {
                 self.table.lock().install(n, dev, devt, nodes);
                 Ok(n as isize)
@@ -191,6 +261,7 @@ impl Control {
         n: u32,
         file: KernelFile,
         capacity: u64,
+        io: IoMode,
         read_only: bool,
         identity: Identity,
         filename: KVec<u8>,
@@ -201,6 +272,17 @@ impl Control {
         // read-only mapping has nothing to flush, and a file without
         // `fsync` could only fail them.
         let write_cache = !read_only && file.can_sync();
+        // Discard and write zeroes where the file can deallocate or zero
+        // ranges (switched off by the device if it turns out it cannot).
+        let zeroing = match file.zeroing() {
+            Some((granularity, max)) if !read_only => ZeroingLimits {
+                max_discard_sectors: max,
+                max_write_zeroes_sectors: max,
+                discard_granularity: granularity,
+            },
+            _ => ZeroingLimits::default(),
+        };
+        let hw_queues = hw_queues_for_cpus();
         let dev = Device::new(DeviceConfig {
             number: n,
             capacity,
@@ -208,6 +290,9 @@ impl Control {
             identity,
             filename,
             file,
+            direct: io.direct,
+            logical_block_size: io.logical_block_size,
+            hw_queues,
             teardown_queue: self.teardown_queue.clone(),
             table: self.table.clone(),
             module_ref: ModuleRef::get::<crate::LofiModule>()?,
@@ -218,7 +303,11 @@ impl Control {
             capacity_sectors: capacity,
             read_only,
             write_cache,
+            logical_block_size: io.logical_block_size,
+            dma_alignment: io.dma_alignment,
+            zeroing,
             max_hw_sectors: MAX_REQUEST_SECTORS,
+            hw_queues,
             queue_depth: QUEUE_DEPTH,
         };
         let disk = Disk::<LofiDisk>::new(&config, dev.clone())?;
@@ -287,5 +376,33 @@ impl Control {
         describe(li, &dev)?;
         li.write_to(arg)?;
         Ok(0)
+    }
+}
+
+#[kunit_tests(lofi_io_mode)]
+mod tests {
+    use super::IoMode;
+
+    #[test]
+    fn buffered_mappings_keep_every_sector() {
+        assert_eq!(IoMode::BUFFERED.capacity(1), 1);
+        assert_eq!(IoMode::BUFFERED.capacity(12345), 12345);
+    }
+
+    #[test]
+    fn direct_mappings_keep_whole_blocks_only() {
+        let mode = IoMode {
+            direct: true,
+            logical_block_size: 4096,
+            dma_alignment: 511,
+        };
+        assert_eq!(mode.capacity(7), 0);
+        assert_eq!(mode.capacity(8), 8);
+        assert_eq!(mode.capacity(8 * 1000 + 7), 8 * 1000);
+        let mode = IoMode {
+            logical_block_size: 1024,
+            ..mode
+        };
+        assert_eq!(mode.capacity(5), 4);
     }
 }

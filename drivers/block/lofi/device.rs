@@ -28,12 +28,18 @@
 use crate::{
     geometry,
     kext::{
-        blk::{BlkStatus, Disk, DiskOps, DiskVTable, Geometry, ReqOp, RequestRef},
+        blk::{
+            BlkStatus, Disk, DiskOps, DiskVTable, Disposition, Geometry, Lanes, ReqOp, RequestRef,
+            Submit, Zeroing,
+        },
         event::Event,
-        file::{Identity, KernelFile},
-        gated::Gated,
+        file::{
+            Identity, KernelFile, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE,
+        },
+        file_io::{serve_rw, ChargeScope, FileIo, Issue},
         module_ref::ModuleRef,
-        workqueue::{flags, IoFlusherScope, OwnedQueue},
+        request_guard::RequestGuarded,
+        workqueue::{IoFlusherScope, NoIoScope, OwnedQueue},
     },
     registry::{Entry, Table},
     uapi::{LOFI_DKIOCSTATE, LOFI_DKIO_DEV_GONE, LOFI_DKIO_INSERTED},
@@ -41,7 +47,10 @@ use crate::{
 use kernel::{
     new_condvar, new_mutex,
     prelude::*,
-    sync::{Arc, ArcBorrow, CondVar, Mutex},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, ArcBorrow, CondVar, Mutex,
+    },
     uaccess::{UserPtr, UserSlice},
     workqueue::{impl_has_work, new_work, Work},
 };
@@ -96,15 +105,16 @@ pub(crate) struct DeviceConfig {
     pub(crate) identity: Identity,
     pub(crate) filename: KVec<u8>,
     pub(crate) file: KernelFile,
+    pub(crate) direct: bool,
+    pub(crate) logical_block_size: u32,
+    pub(crate) hw_queues: u32,
     pub(crate) teardown_queue: Arc<OwnedQueue>,
     pub(crate) table: Arc<Table<Device>>,
     pub(crate) module_ref: ModuleRef,
 }
 
-/// Requests in flight per device, and the concurrency of its I/O workers
-/// (the illumos driver ran four threads per device).
+/// Requests in flight per hardware queue.
 pub(crate) const QUEUE_DEPTH: u32 = 128;
-const IO_WORKERS: i32 = 8;
 
 /// A mapping's device.
 ///
@@ -120,13 +130,21 @@ pub(crate) struct Device {
     pub(crate) capacity: u64,
     /// The disk refuses writes.
     pub(crate) read_only: bool,
+    /// Served with direct, asynchronous I/O on the backing file.
+    pub(crate) direct: bool,
+    /// The disk's logical block size in bytes.
+    pub(crate) logical_block_size: u32,
+    /// Discard was found unsupported by the backing file and switched off.
+    discard_off: Atomic<bool>,
+    /// The same for write zeroes.
+    write_zeroes_off: Atomic<bool>,
     /// Identity of the backing object.
     pub(crate) identity: Identity,
     /// The backing file's path as the caller gave it (no NUL).
     pub(crate) filename: KVec<u8>,
-    /// The backing file, behind the gate that the I/O workers pass.
-    #[pin]
-    backing: Gated<KernelFile>,
+    /// The backing file, used by the disk's requests (and taken out only
+    /// while none is in flight).
+    backing: RequestGuarded<KernelFile>,
     /// The backing file has been closed.
     #[pin]
     pub(crate) file_closed: Event,
@@ -136,7 +154,10 @@ pub(crate) struct Device {
     /// The disk (set once it is added).
     #[pin]
     disk: Mutex<Option<Disk<LofiDisk>>>,
-    io_queue: OwnedQueue,
+    /// One lane per hardware queue, for the requests that cannot be served
+    /// in the submitter's context, each served in order, so that a
+    /// sequential stream reaches the backing file sequentially.
+    lanes: Lanes<LofiDisk>,
     teardown_queue: Arc<OwnedQueue>,
     /// The mapping table the device is in, to leave it when removed.
     pub(crate) table: Arc<Table<Device>>,
@@ -158,24 +179,23 @@ impl_has_work! {
 impl Device {
     /// Creates the device of a new mapping.
     pub(crate) fn new(config: DeviceConfig) -> Result<Arc<Self>> {
-        let io_queue = OwnedQueue::new(
-            c"lofi%u",
-            config.number,
-            flags::UNBOUND | flags::MEM_RECLAIM | flags::FREEZABLE,
-            IO_WORKERS,
-        )?;
+        let lanes = Lanes::<LofiDisk>::new(c"lofi%u", config.number, config.hw_queues)?;
         Arc::pin_init(
             try_pin_init!(Self {
                 number: config.number,
                 capacity: config.capacity,
                 read_only: config.read_only,
+                direct: config.direct,
+                logical_block_size: config.logical_block_size,
+                discard_off: Atomic::new(false),
+                write_zeroes_off: Atomic::new(false),
                 identity: config.identity,
                 filename: config.filename,
-                backing <- Gated::new(config.file),
+                backing: RequestGuarded::new(config.file),
                 file_closed <- Event::new(),
                 removed <- Event::new(),
                 disk <- new_mutex!(None, "lofi::Device::disk"),
-                io_queue,
+                lanes,
                 teardown_queue: config.teardown_queue,
                 table: config.table,
                 state <- new_mutex!(DevState {
@@ -192,6 +212,7 @@ impl Device {
 
     /// Adds the device's disk and keeps it. Returns its device number.
     pub(crate) fn add_disk(&self, mut disk: Disk<LofiDisk>) -> Result<u32> {
+        self.backing.bind(&disk);
         disk.add()?;
         let devt = disk.devt();
         *self.disk.lock() = Some(disk);
@@ -235,8 +256,9 @@ impl Device {
     }
 
     /// Takes the device away from its users at once (a forced unmap):
-    /// closes the backing file's gate, so that every new request fails
-    /// with `EIO` (those inside finish; the teardown work waits for them),
+    /// closes the backing file to new requests, so that every new request
+    /// fails with `EIO` (those in flight finish; the teardown work waits
+    /// for them),
     /// tells a file system mounted from the disk that it is gone (it shuts
     /// down at once), and sends a change uevent.
     ///
@@ -261,12 +283,19 @@ impl Device {
         let _ = queue.queue().enqueue(dev);
     }
 
-    /// Closes the backing file: closes the gate, waits for the requests
-    /// using the file to leave it, closes the file synchronously, and then
-    /// reports the file closed (waking `LOFI_DKIOCSTATE` waiters). Only the
-    /// teardown work calls this; a second call does nothing.
+    /// Closes the backing file: closes it to new requests, waits for the
+    /// requests in flight to end (a queue freeze), closes the file
+    /// synchronously, and then reports the file closed (waking
+    /// `LOFI_DKIOCSTATE` waiters). Only the teardown work calls this, before
+    /// it removes the disk; a second call does nothing.
     pub(crate) fn close_backing(&self) {
-        if let Some(file) = self.backing.revoke() {
+        let file = match self.disk.lock().as_ref() {
+            Some(disk) => self.backing.revoke(disk),
+            // No disk (yet, or any more): no request can use the file. The
+            // disk is removed only after this has run once.
+            None => None,
+        };
+        if let Some(file) = file {
             file.close_sync();
         }
         self.file_closed.signal();
@@ -290,26 +319,114 @@ impl Device {
         }
     }
 
-    /// Serves one request on the backing file.
-    fn serve(&self, rq: &RequestRef<LofiDisk>) -> Result {
-        let file = self.backing.enter().ok_or(EIO)?;
-        let mut pos = rq.byte_offset();
-        match rq.op() {
-            ReqOp::Read => rq.for_each_segment(|seg| {
-                file.read_segment(seg, pos)?;
-                pos += u64::from(seg.bv_len);
-                Ok(())
-            }),
-            ReqOp::Write if !self.read_only => rq.for_each_segment(|seg| {
-                if file.write_segment(seg, pos)? != seg.bv_len as usize {
-                    return Err(EIO);
+    /// Offers a request to the backing file (see [`DiskOps::submit`]).
+    fn submit(&self, rq: &RequestRef<LofiDisk>, at: Submit) -> Disposition {
+        let Some(file) = self.backing.get(rq) else {
+            return Disposition::Done(BlkStatus::IO_ERROR);
+        };
+        let op = rq.op();
+        let write = match op {
+            ReqOp::Read => false,
+            ReqOp::Write => true,
+            ReqOp::Flush | ReqOp::Discard | ReqOp::WriteZeroes if at == Submit::Inline => {
+                // They sleep: in a worker.
+                return Disposition::Punt;
+            }
+            ReqOp::Flush | ReqOp::Discard | ReqOp::WriteZeroes => {
+                return Disposition::Done(self.serve_sync_op(rq, file, op));
+            }
+            ReqOp::Other(_) => return Disposition::Done(BlkStatus::NOT_SUPPORTED),
+        };
+        if write && self.read_only {
+            return Disposition::Done(BlkStatus::IO_ERROR);
+        }
+        let how = Issue {
+            write,
+            direct: self.direct,
+            nowait: at == Submit::Inline,
+            fua: rq.is_fua(),
+        };
+        match at {
+            Submit::Inline => {
+                let can = if write {
+                    // Direct writes in whole blocks of the file system
+                    // only: a partial block may need a synchronous look
+                    // at the file's block map first (ext4 does that).
+                    let block = u64::from(file.fs_block_size());
+                    let aligned = (rq.byte_offset() | u64::from(rq.bytes())) % block == 0;
+                    file.nowait_writes(self.direct) && (!self.direct || aligned)
+                } else {
+                    file.nowait_reads()
+                };
+                if !can {
+                    return Disposition::Punt;
                 }
-                pos += u64::from(seg.bv_len);
-                Ok(())
-            }),
-            ReqOp::Write => Err(EROFS),
-            ReqOp::Flush => file.sync(),
-            ReqOp::Other(_) => Err(EOPNOTSUPP),
+                // The submitter's allocations here must not recurse into
+                // the block layer through reclaim.
+                let _noio = NoIoScope::enter();
+                serve_rw(rq, file, rq.byte_offset(), how)
+            }
+            Submit::Worker => {
+                let _flusher = IoFlusherScope::enter();
+                let _charge = ChargeScope::enter(rq);
+                serve_rw(rq, file, rq.byte_offset(), how)
+            }
+        }
+    }
+
+    /// Serves a flush, discard or write zeroes, in a worker.
+    fn serve_sync_op(&self, rq: &RequestRef<LofiDisk>, file: &KernelFile, op: ReqOp) -> BlkStatus {
+        let _flusher = IoFlusherScope::enter();
+        let _charge = ChargeScope::enter(rq);
+        let (mode, what, off) = match op {
+            ReqOp::Flush => {
+                return match file.datasync() {
+                    Ok(()) => BlkStatus::OK,
+                    Err(_) => BlkStatus::IO_ERROR,
+                };
+            }
+            ReqOp::Discard => (
+                FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                Zeroing::Discard,
+                &self.discard_off,
+            ),
+            // As `loop` does: zeroes that must stay allocated are written
+            // with ZERO_RANGE, the others punched out.
+            _ if rq.is_nounmap() => (
+                FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+                Zeroing::WriteZeroes,
+                &self.write_zeroes_off,
+            ),
+            _ => (
+                FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                Zeroing::WriteZeroes,
+                &self.write_zeroes_off,
+            ),
+        };
+        if self.read_only {
+            return BlkStatus::IO_ERROR;
+        }
+        match file.fallocate(mode, rq.byte_offset(), u64::from(rq.bytes())) {
+            Ok(()) => BlkStatus::OK,
+            Err(e) if e == EOPNOTSUPP => {
+                // The backing file system cannot: stop advertising it, and
+                // say so once.
+                if !off.xchg(true, Relaxed) {
+                    let name = match what {
+                        Zeroing::Discard => "discard",
+                        Zeroing::WriteZeroes => "write zeroes",
+                    };
+                    pr_info!(
+                        "lofi{}: the backing file cannot {}; switched off\n",
+                        self.number,
+                        name
+                    );
+                    let _ = rq.disable(what);
+                }
+                BlkStatus::NOT_SUPPORTED
+            }
+            Err(e) if e == EINVAL => BlkStatus::NOT_SUPPORTED,
+            Err(_) => BlkStatus::IO_ERROR,
         }
     }
 }
@@ -336,22 +453,30 @@ static VTABLE: DiskVTable<LofiDisk> = DiskVTable::new();
 impl DiskOps for LofiDisk {
     type OwnerModule = crate::LofiModule;
     type Data = Device;
+    type Cmd = FileIo;
 
     fn vtable() -> &'static DiskVTable<Self> {
         &VTABLE
     }
 
-    fn io_queue(dev: &Device) -> &OwnedQueue {
-        &dev.io_queue
+    fn new_cmd() -> FileIo {
+        FileIo::new()
     }
 
-    fn serve(dev: &Device, rq: &RequestRef<Self>) -> BlkStatus {
-        let _flusher = IoFlusherScope::enter();
-        match dev.serve(rq) {
-            Ok(()) => BlkStatus::OK,
-            Err(e) if e == EOPNOTSUPP => BlkStatus::NOT_SUPPORTED,
-            Err(_) => BlkStatus::IO_ERROR,
-        }
+    fn lanes(dev: &Device) -> &Lanes<Self> {
+        &dev.lanes
+    }
+
+    fn submit(dev: &Device, rq: &RequestRef<Self>, at: Submit) -> Disposition {
+        dev.submit(rq, at)
+    }
+
+    fn complete(_dev: &Device, rq: &RequestRef<Self>) -> BlkStatus {
+        rq.cmd().async_status()
+    }
+
+    fn finish(rq: &RequestRef<Self>) {
+        rq.cmd().finish();
     }
 
     fn open(dev: ArcBorrow<'_, Device>, writable: bool) -> Result {

@@ -5,17 +5,26 @@
 //! `kernel::block::mq` (7.3) has no per-request driver data, fixes the tag
 //! set flags, installs a `block_device_operations` table without `owner`,
 //! `open`, `release`, `ioctl`, `getgeo` or `devnode`, sets no queue features
-//! (so no write cache and no flushes), cannot make a disk read-only and has
-//! no accessors for a request's position, size, operation or segments.
-//! This module provides those as a small layer over the C API:
+//! or limits (no write cache, FUA, discard or write zeroes), cannot make a
+//! disk read-only or freeze its queue, and has no accessors for a
+//! request's position, size, operation, flags or segments. This module
+//! provides those as a small layer over the C API:
 //!
-//! - [`Disk`]: a tag set plus a gendisk built from it, owned together, with
-//!   the driver's [`DiskOps`] as both `blk_mq_ops` and
-//!   `block_device_operations`;
-//! - [`RequestRef`]: a started request, its geometry and segments; requests
-//!   are served in process context on a workqueue of the driver's
-//!   ([`DiskOps::io_queue`], [`DiskOps::serve`]) by a work item that lives
-//!   in each request's driver data, and ended with the status returned.
+//! - [`Disk`]: a tag set (one hardware queue per CPU, up to a limit;
+//!   blocking, so that `queue_rq` may sleep; no I/O scheduler by default)
+//!   plus a gendisk built from it, owned together, with the driver's
+//!   [`DiskOps`] as both `blk_mq_ops` and `block_device_operations`;
+//! - [`RequestRef`]: a started request, its geometry, flags and segments,
+//!   and the driver's per-request data ([`DiskOps::Cmd`]).
+//!
+//! A request is first offered to the driver in `queue_rq`, in the
+//! submitter's context ([`Submit::Inline`]): the driver may serve it there
+//! (a page-cache hit, with no context switch), start asynchronous I/O for
+//! it, or punt it to its hardware queue's [`Lane`] ([`DiskOps::lanes`]),
+//! whose work item offers the punted requests again, in order
+//! ([`Submit::Worker`]).
+//! Asynchronous I/O completes with [`RequestRef::complete`], which ends the
+//! request through [`DiskOps::complete`] on the CPU that submitted it.
 //!
 //! The driver's per-disk data is an `Arc` that the gendisk owns, as C
 //! drivers tie their device to the gendisk with `free_disk` (`loop` does
@@ -29,17 +38,20 @@
 
 use super::{
     file::OpenDisk,
-    workqueue::{OwnedQueue, RawWork, RawWorkFn},
+    helpers,
+    workqueue::{flags, OwnedQueue},
 };
-use core::{marker::PhantomData, ptr::NonNull};
+use core::{cell::UnsafeCell, marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings,
     error::{from_err_ptr, to_result},
     ffi::{c_char, c_int, c_uint, c_ulong},
     module::{this_module, ModuleMetadata},
+    new_spinlock,
     prelude::*,
-    sync::{Arc, ArcBorrow, LockClassKey},
+    sync::{Arc, ArcBorrow, LockClassKey, SpinLock},
     types::Opaque,
+    workqueue::{impl_has_work, new_work, Work, WorkItem},
 };
 
 /// Bytes in a sector (`SECTOR_SHIFT` in C).
@@ -67,12 +79,46 @@ pub(crate) enum ReqOp {
     Write,
     /// `REQ_OP_FLUSH`.
     Flush,
-    /// Anything else (discard, write zeroes, zoned operations, ...).
+    /// `REQ_OP_DISCARD`.
+    Discard,
+    /// `REQ_OP_WRITE_ZEROES`.
+    WriteZeroes,
+    /// Anything else (zoned operations, ...).
     Other(u32),
 }
 
 /// `REQ_OP_MASK` of include/linux/blk_types.h.
 const REQ_OP_MASK: u32 = (1 << bindings::REQ_OP_BITS) - 1;
+/// `REQ_FUA` of include/linux/blk_types.h (a cast macro).
+const REQ_FUA: u32 = 1 << bindings::req_flag_bits___REQ_FUA;
+/// `REQ_NOUNMAP` of include/linux/blk_types.h (a cast macro).
+const REQ_NOUNMAP: u32 = 1 << bindings::req_flag_bits___REQ_NOUNMAP;
+
+/// Where a request is offered to [`DiskOps::submit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Submit {
+    /// In `queue_rq`, in the submitter's context: the driver must not
+    /// block here (it may sleep briefly: the tag set is blocking), and
+    /// should punt what could wait.
+    Inline,
+    /// In the work item of a [`Lane`]: anything goes.
+    Worker,
+}
+
+/// What [`DiskOps::submit`] did with a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Disposition {
+    /// Served: end the request with this status.
+    Done(BlkStatus),
+    /// Not served here: offer it again in a worker. Only for
+    /// [`Submit::Inline`] (a worker that punts ends the request with an
+    /// error).
+    Punt,
+    /// Asynchronous I/O is in flight for it: the driver ends it with
+    /// [`RequestRef::complete`]. The request must not be touched after
+    /// this is returned, except by that completion.
+    InFlight,
+}
 
 /// The operations a disk's driver provides.
 ///
@@ -88,17 +134,32 @@ pub(crate) trait DiskOps: Sized + 'static {
     fn vtable() -> &'static DiskVTable<Self>;
     /// Per-disk driver state.
     type Data: Send + Sync;
+    /// Per-request driver state, in blk-mq's per-request data: made once
+    /// per tag with [`DiskOps::new_cmd`] and dropped with the tag set.
+    /// Shared between the submitter, a worker and an I/O completion, one
+    /// at a time, so it is `Sync`; it uses interior mutability.
+    type Cmd: Send + Sync;
 
-    /// The workqueue that serves the disk's requests: each request is
-    /// queued there (by a work item in the request's own driver data) and
-    /// handed to [`DiskOps::serve`]. It must outlive every request of the
-    /// disk, which it does as part of `Data`.
-    fn io_queue(data: &Self::Data) -> &OwnedQueue;
+    /// A request's driver state, before its first request.
+    fn new_cmd() -> Self::Cmd;
 
-    /// Serves a started request, in a worker of [`DiskOps::io_queue`]
-    /// (process context: it may sleep). The request is ended with the
-    /// status returned.
-    fn serve(data: &Self::Data, rq: &RequestRef<Self>) -> BlkStatus;
+    /// The lanes that serve the requests that [`DiskOps::submit`] punts.
+    /// They must outlive every request of the disk, which they do as part
+    /// of `Data`.
+    fn lanes(data: &Self::Data) -> &Lanes<Self>;
+
+    /// Offers a started request to the driver (see [`Submit`] and
+    /// [`Disposition`]).
+    fn submit(data: &Self::Data, rq: &RequestRef<Self>, at: Submit) -> Disposition;
+
+    /// A request whose asynchronous I/O completed ([`RequestRef::complete`])
+    /// is being ended, on the CPU that submitted it, in soft interrupt
+    /// context (no sleeping): returns its status.
+    fn complete(data: &Self::Data, rq: &RequestRef<Self>) -> BlkStatus;
+
+    /// A request is about to be ended, however it was served: releases
+    /// what its `Cmd` holds for it. May run in soft interrupt context.
+    fn finish(rq: &RequestRef<Self>);
 
     /// The disk is being opened (`writable`: for writing). An error
     /// refuses the open. Called under the disk's `open_mutex`.
@@ -142,6 +203,17 @@ struct HdGeometry {
     start: c_ulong,
 }
 
+/// Discard and write-zeroes limits of a disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ZeroingLimits {
+    /// Largest discard in sectors; 0: no discard.
+    pub(crate) max_discard_sectors: u32,
+    /// Largest write zeroes in sectors; 0: no write zeroes.
+    pub(crate) max_write_zeroes_sectors: u32,
+    /// Discard granularity in bytes (0: the logical block size).
+    pub(crate) discard_granularity: u32,
+}
+
 /// How to build a [`Disk`].
 pub(crate) struct DiskConfig<'a> {
     /// The disk's name (`lofi3`); sysfs, diskstats and the default node.
@@ -150,11 +222,21 @@ pub(crate) struct DiskConfig<'a> {
     pub(crate) capacity_sectors: u64,
     /// The disk refuses writes.
     pub(crate) read_only: bool,
-    /// Advertise a volatile write cache, so that flushes are sent.
+    /// Advertise a volatile write cache, so that flushes are sent, and
+    /// forced unit access.
     pub(crate) write_cache: bool,
+    /// Logical (and physical) block size in bytes: 512 .. 4096, a power
+    /// of two.
+    pub(crate) logical_block_size: u32,
+    /// Memory alignment mask of a request's buffers (511: sector aligned).
+    pub(crate) dma_alignment: u32,
+    /// Discard and write zeroes.
+    pub(crate) zeroing: ZeroingLimits,
     /// Largest request in sectors.
     pub(crate) max_hw_sectors: u32,
-    /// Tags (requests in flight) of the single hardware queue.
+    /// Hardware queues (at least 1).
+    pub(crate) hw_queues: u32,
+    /// Tags (requests in flight) per hardware queue.
     pub(crate) queue_depth: u32,
 }
 
@@ -164,6 +246,27 @@ const BLK_OPEN_WRITE: bindings::blk_mode_t = 1 << 1;
 /// `BLK_FEAT_WRITE_CACHE` of include/linux/blkdev.h (a cast macro that the
 /// bindings lack).
 const BLK_FEAT_WRITE_CACHE: bindings::blk_features_t = 1 << 0;
+/// `BLK_FEAT_FUA` of include/linux/blkdev.h.
+const BLK_FEAT_FUA: bindings::blk_features_t = 1 << 1;
+// The one feature the bindings have pins the numbering of the others.
+const _: () = assert!(bindings::BLK_FEAT_ROTATIONAL == 1 << 2);
+
+/// The driver data of every request: its link in a [`Lane`] while it is
+/// punted, and the driver's own state.
+#[repr(C)]
+struct Pdu<C> {
+    next: UnsafeCell<*mut bindings::request>,
+    cmd: C,
+}
+
+/// Which zeroing operation [`RequestRef::disable`] switches off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Zeroing {
+    /// `REQ_OP_DISCARD`.
+    Discard,
+    /// `REQ_OP_WRITE_ZEROES`.
+    WriteZeroes,
+}
 
 /// A tag set and the gendisk made from it.
 ///
@@ -173,6 +276,8 @@ const BLK_FEAT_WRITE_CACHE: bindings::blk_features_t = 1 << 0;
 ///   gendisk allocated from it on which this value holds the reference
 ///   from its allocation; `added` says whether `device_add_disk()`
 ///   succeeded on it.
+/// - The tag set's requests carry a `Pdu<T::Cmd>`, made by `init_request`
+///   and dropped by `exit_request`.
 /// - The disk's `private_data` and its queue's `queuedata` are `data`,
 ///   which came from `Arc::into_raw()`: the reference it carries belongs to
 ///   the gendisk, and is given back by `free_disk` (called by the block
@@ -196,10 +301,27 @@ unsafe impl<T: DiskOps> Send for Disk<T> {}
 // SAFETY: `&Disk` gives no access that is not thread-safe in C.
 unsafe impl<T: DiskOps> Sync for Disk<T> {}
 
+/// The most hardware queues a disk gets, whatever the number of CPUs.
+pub(crate) const MAX_HW_QUEUES: u32 = 16;
+
+/// Hardware queues for a disk: one per online CPU, at most
+/// [`MAX_HW_QUEUES`].
+pub(crate) fn hw_queues_for_cpus() -> u32 {
+    // SAFETY: `__num_online_cpus` is the atomic counter behind
+    // `num_online_cpus()`; reading it is what that inline function does.
+    let online = unsafe { bindings::atomic_read(&raw const bindings::__num_online_cpus) };
+    u32::try_from(online).unwrap_or(1).clamp(1, MAX_HW_QUEUES)
+}
+
 impl<T: DiskOps> Disk<T> {
     /// Allocates a tag set and a disk that owns `data`, sized and
     /// configured by `config`. The disk is not visible until [`Disk::add`].
     pub(crate) fn new(config: &DiskConfig<'_>, data: Arc<T::Data>) -> Result<Self> {
+        const { assert!(core::mem::align_of::<Pdu<T::Cmd>>() <= core::mem::align_of::<u64>()) };
+        let lbs = config.logical_block_size;
+        if !lbs.is_power_of_two() || !(1 << SECTOR_SHIFT..=4096).contains(&lbs) {
+            return Err(EINVAL);
+        }
         let tag_set = KBox::pin_init(
             // SAFETY: All-zeroes is a valid (empty) `blk_mq_tag_set`.
             Opaque::new(unsafe { core::mem::zeroed::<bindings::blk_mq_tag_set>() }),
@@ -209,22 +331,33 @@ impl<T: DiskOps> Disk<T> {
         // SAFETY: `set` points to our zeroed tag set, not yet shared.
         unsafe {
             (*set).ops = &T::vtable().blk_mq_ops;
-            (*set).nr_hw_queues = 1;
+            (*set).nr_hw_queues = config.hw_queues.max(1);
             (*set).nr_maps = 1;
             (*set).queue_depth = config.queue_depth;
             (*set).numa_node = bindings::NUMA_NO_NODE;
-            (*set).cmd_size = core::mem::size_of::<RequestWork>() as c_uint;
+            (*set).cmd_size = core::mem::size_of::<Pdu<T::Cmd>>() as c_uint;
+            // Blocking: `queue_rq` may sleep (the inline attempt takes
+            // sleeping locks of the backing file system). No scheduler by
+            // default: the backing file's own I/O is scheduled below.
+            (*set).flags = bindings::BLK_MQ_F_BLOCKING | bindings::BLK_MQ_F_NO_SCHED_BY_DEFAULT;
         }
         // SAFETY: `set` is a fully set-up tag set.
         to_result(unsafe { bindings::blk_mq_alloc_tag_set(set) })?;
 
         // SAFETY: All-zeroes `queue_limits` means "defaults" to the block layer.
         let mut lim: bindings::queue_limits = unsafe { core::mem::zeroed() };
-        lim.logical_block_size = 1 << SECTOR_SHIFT;
-        lim.physical_block_size = 1 << SECTOR_SHIFT;
+        lim.logical_block_size = lbs;
+        lim.physical_block_size = lbs;
+        lim.io_min = lbs;
+        lim.dma_alignment = config.dma_alignment.max((1 << SECTOR_SHIFT) - 1);
         lim.max_hw_sectors = config.max_hw_sectors;
         if config.write_cache {
-            lim.features |= BLK_FEAT_WRITE_CACHE;
+            lim.features |= BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA;
+        }
+        lim.max_hw_discard_sectors = config.zeroing.max_discard_sectors;
+        lim.max_write_zeroes_sectors = config.zeroing.max_write_zeroes_sectors;
+        if config.zeroing.max_discard_sectors != 0 {
+            lim.discard_granularity = config.zeroing.discard_granularity.max(lbs);
         }
         let data = Arc::into_raw(data);
         let key: Pin<&'static LockClassKey> = kernel::static_lock_class!();
@@ -303,6 +436,35 @@ impl<T: DiskOps> Disk<T> {
         unsafe { (*(*self.disk.as_ptr()).part0).bd_dev }
     }
 
+    /// The disk's request queue, as an identity for [`RequestRef::queue_id`].
+    pub(crate) fn queue_id(&self) -> usize {
+        // SAFETY: `disk` is valid; its queue is set at allocation and lives
+        // as long as the disk.
+        unsafe { (*self.disk.as_ptr()).queue as usize }
+    }
+
+    /// Runs `f` while no request of the disk is in flight and none can
+    /// start: the queue is frozen (`blk_mq_freeze_queue()`), which waits
+    /// for every request in flight to end, and unfrozen after `f`, after
+    /// which requests go on (those that waited to start included). This is
+    /// how block drivers change what their requests use.
+    ///
+    /// Must be called in process context, without locks that a request's
+    /// I/O may need.
+    pub(crate) fn with_requests_stopped<R>(&self, f: impl FnOnce() -> R) -> R {
+        // SAFETY: `disk` is valid; so is its queue while the disk is.
+        let q = unsafe { (*self.disk.as_ptr()).queue };
+        // Allocations while frozen must not recurse into I/O on the queue
+        // (what `blk_mq_freeze_queue()` arranges with memalloc_noio).
+        let _noio = super::workqueue::NoIoScope::enter();
+        // SAFETY: `q` is a valid queue; freeze and unfreeze are paired.
+        unsafe { bindings::blk_mq_freeze_queue_nomemsave(q) };
+        let r = f();
+        // SAFETY: As above: the freeze above is released.
+        unsafe { bindings::blk_mq_unfreeze_queue_nomemrestore(q) };
+        r
+    }
+
     /// Tells the holder of the disk's block device, a file system mounted
     /// from it for instance, that the device is gone, as for a surprise
     /// removal (`bdev_mark_dead()`): a file system shuts down at once.
@@ -357,7 +519,9 @@ impl<T: DiskOps> Drop for Disk<T> {
 ///
 /// `rq` is a request of a [`Disk<T>`] that was started with
 /// `blk_mq_start_request()` and is not ended; this value owns the duty to
-/// end it, which [`RequestRef::end`] fulfils (consuming it).
+/// end it, which [`RequestRef::end`] and [`RequestRef::complete`] fulfil
+/// (consuming it). Dropping it without either leaves the duty to whoever
+/// the request was handed to (a worker, or asynchronous I/O).
 pub(crate) struct RequestRef<T: DiskOps> {
     rq: NonNull<bindings::request>,
     _ops: PhantomData<T>,
@@ -366,14 +530,35 @@ pub(crate) struct RequestRef<T: DiskOps> {
 // SAFETY: A started request may be processed and ended on any thread.
 unsafe impl<T: DiskOps> Send for RequestRef<T> {}
 
+/// How a request's data is laid out in its bios' vectors, for an
+/// `iov_iter` over them.
+pub(crate) enum DataVectors {
+    /// One bio: its vector can be used in place, `count` entries from
+    /// `first`, the data starting `offset` bytes into the first.
+    InPlace {
+        /// The first entry.
+        first: *const bindings::bio_vec,
+        /// Entries that hold the request's data.
+        count: u32,
+        /// Bytes of the first entry before the data.
+        offset: u32,
+    },
+    /// Several bios: the data must be gathered into one vector of
+    /// `count` entries ([`RequestRef::gather_vectors`]).
+    Gather {
+        /// Entries needed.
+        count: u32,
+    },
+}
+
 impl<T: DiskOps> RequestRef<T> {
     /// Takes over a started request from its driver data.
     ///
     /// # Safety
     ///
-    /// `pdu` must be the driver data of a request of a `Disk<T>` that
-    /// `queue_rq` started and queued, and that nobody else will end.
-    unsafe fn from_pdu(pdu: *mut RequestWork) -> Self {
+    /// `pdu` must be the driver data of a request of a `Disk<T>` that was
+    /// started and is not ended, whose duty to end it the caller holds.
+    unsafe fn from_pdu(pdu: *mut Pdu<T::Cmd>) -> Self {
         // SAFETY: The caller guarantees `pdu` is a request's driver data;
         // the request header precedes it.
         let rq = unsafe { bindings::blk_mq_rq_from_pdu(pdu.cast()) };
@@ -385,11 +570,44 @@ impl<T: DiskOps> RequestRef<T> {
         }
     }
 
+    /// Takes over a started request from its [`DiskOps::Cmd`], for the
+    /// completion of asynchronous I/O.
+    ///
+    /// # Safety
+    ///
+    /// `cmd` must be the `Cmd` of a request of a `Disk<T>` that was started
+    /// and is not ended, whose duty to end it the caller holds (the
+    /// driver returned [`Disposition::InFlight`] for it and this is its
+    /// one completion).
+    pub(crate) unsafe fn from_cmd(cmd: *const T::Cmd) -> Self {
+        let offset = core::mem::offset_of!(Pdu<T::Cmd>, cmd);
+        // SAFETY: `cmd` is the `cmd` field of a `Pdu<T::Cmd>` (type
+        // invariant of `Disk<T>`), `offset` bytes into it.
+        let pdu = unsafe { cmd.cast::<u8>().sub(offset) }.cast::<Pdu<T::Cmd>>();
+        // SAFETY: As the caller guarantees.
+        unsafe { Self::from_pdu(pdu.cast_mut()) }
+    }
+
     /// The request's driver data.
-    fn pdu(&self) -> *mut RequestWork {
+    fn pdu(&self) -> *mut Pdu<T::Cmd> {
         // SAFETY: `rq` is a valid request of a tag set with a `cmd_size`
-        // of `size_of::<RequestWork>()`.
+        // of `size_of::<Pdu<T::Cmd>>()`.
         unsafe { bindings::blk_mq_rq_to_pdu(self.rq.as_ptr()) }.cast()
+    }
+
+    /// The request's link in a [`Lane`].
+    fn next_link(&self) -> *mut *mut bindings::request {
+        // SAFETY: The driver data holds a `Pdu<T::Cmd>` (type invariant of
+        // `Disk<T>`); only the field's address is formed.
+        unsafe { (*self.pdu()).next.get() }
+    }
+
+    /// The driver's state for this request.
+    pub(crate) fn cmd(&self) -> &T::Cmd {
+        // SAFETY: The driver data holds a `Pdu<T::Cmd>` made by
+        // `init_request` (type invariant of `Disk<T>`), alive until the tag
+        // set is freed, which waits for this request to end.
+        unsafe { &(*self.pdu()).cmd }
     }
 
     /// The driver data of the request's disk.
@@ -406,16 +624,56 @@ impl<T: DiskOps> RequestRef<T> {
         unsafe { ArcBorrow::from_raw((*(*self.rq.as_ptr()).q).queuedata.cast::<T::Data>()) }
     }
 
+    /// The request's queue, as an identity: equal to [`Disk::queue_id`] of
+    /// its disk.
+    pub(crate) fn queue_id(&self) -> usize {
+        // SAFETY: `rq` is valid; `q` is set at allocation.
+        unsafe { (*self.rq.as_ptr()).q as usize }
+    }
+
+    /// The index of the request's hardware queue.
+    pub(crate) fn hw_queue(&self) -> u32 {
+        // SAFETY: `rq` is valid and started: `mq_hctx` is its hardware
+        // queue, set when the request was allocated.
+        unsafe { (*(*self.rq.as_ptr()).mq_hctx).queue_num }
+    }
+
+    fn cmd_flags(&self) -> u32 {
+        // SAFETY: `rq` is valid; `cmd_flags` is stable once started.
+        unsafe { (*self.rq.as_ptr()).cmd_flags }
+    }
+
     /// The operation.
     pub(crate) fn op(&self) -> ReqOp {
-        // SAFETY: `rq` is valid.
-        let flags = unsafe { (*self.rq.as_ptr()).cmd_flags };
-        match flags & REQ_OP_MASK {
+        match self.cmd_flags() & REQ_OP_MASK {
             bindings::req_op_REQ_OP_READ => ReqOp::Read,
             bindings::req_op_REQ_OP_WRITE => ReqOp::Write,
             bindings::req_op_REQ_OP_FLUSH => ReqOp::Flush,
+            bindings::req_op_REQ_OP_DISCARD => ReqOp::Discard,
+            bindings::req_op_REQ_OP_WRITE_ZEROES => ReqOp::WriteZeroes,
             other => ReqOp::Other(other),
         }
+    }
+
+    /// A write that must be on stable storage when it completes (`REQ_FUA`).
+    pub(crate) fn is_fua(&self) -> bool {
+        self.cmd_flags() & REQ_FUA != 0
+    }
+
+    /// Write zeroes that must not deallocate (`REQ_NOUNMAP`).
+    pub(crate) fn is_nounmap(&self) -> bool {
+        self.cmd_flags() & REQ_NOUNMAP != 0
+    }
+
+    /// The I/O priority (`req_get_ioprio()`: that of the first bio).
+    pub(crate) fn ioprio(&self) -> u16 {
+        // SAFETY: `rq` is valid and started: its bio chain is stable.
+        let bio = unsafe { (*self.rq.as_ptr()).bio };
+        if bio.is_null() {
+            return 0;
+        }
+        // SAFETY: `bio` is a valid bio of the request.
+        unsafe { (*bio).bi_ioprio }
     }
 
     /// The byte offset on the disk where the request starts.
@@ -423,6 +681,25 @@ impl<T: DiskOps> RequestRef<T> {
         // SAFETY: `rq` is valid; `__sector` is what `blk_rq_pos()` reads.
         let sector = unsafe { (*self.rq.as_ptr()).__sector };
         sector << SECTOR_SHIFT
+    }
+
+    /// The request's size in bytes (`blk_rq_bytes()`).
+    pub(crate) fn bytes(&self) -> u32 {
+        // SAFETY: `rq` is valid; `__data_len` is what `blk_rq_bytes()` reads.
+        unsafe { (*self.rq.as_ptr()).__data_len }
+    }
+
+    /// The blkcg of the request's first bio (what `loop` charges a
+    /// request to), or null.
+    pub(crate) fn blkcg_css(&self) -> *mut bindings::cgroup_subsys_state {
+        // SAFETY: `rq` is valid and started: its bio chain is stable.
+        let bio = unsafe { (*self.rq.as_ptr()).bio };
+        if bio.is_null() {
+            return core::ptr::null_mut();
+        }
+        // SAFETY: `bio` is a valid bio of the request; the css it returns
+        // is pinned by the bio's blkg while the request is not ended.
+        unsafe { helpers::lofi_bio_blkcg_css(bio) }
     }
 
     /// Calls `f` with each data segment of the request, in order, until it
@@ -464,43 +741,226 @@ impl<T: DiskOps> RequestRef<T> {
         Ok(())
     }
 
+    /// How the request's data vectors are laid out (`blk_rq_nr_bvec()`,
+    /// and whether the request has one bio).
+    pub(crate) fn data_vectors(&self) -> Result<DataVectors> {
+        let mut count = 0u32;
+        self.for_each_segment(|_| {
+            count += 1;
+            Ok(())
+        })?;
+        // SAFETY: `rq` is valid and started: its bio chain is stable.
+        let (bio, tail) = unsafe { ((*self.rq.as_ptr()).bio, (*self.rq.as_ptr()).biotail) };
+        if bio.is_null() || bio != tail {
+            return Ok(DataVectors::Gather { count });
+        }
+        // SAFETY: `bio` is the request's one bio; `bvec_iter` is copied.
+        let (vecs, iter) = unsafe { ((*bio).bi_io_vec, (*bio).bi_iter) };
+        Ok(DataVectors::InPlace {
+            // SAFETY: `bi_idx` indexes the bio's vector (bvec iterator
+            // invariant); the pointer is only formed here.
+            first: unsafe { vecs.add(iter.bi_idx as usize) },
+            count,
+            offset: iter.bi_offset,
+        })
+    }
+
+    /// Copies the request's segments into `out`, which must have room for
+    /// the `count` of [`DataVectors::Gather`].
+    pub(crate) fn gather_vectors(&self, out: &mut KVec<bindings::bio_vec>) -> Result {
+        out.clear();
+        self.for_each_segment(|seg| out.push(*seg, GFP_NOWAIT).map_err(|_| ENOMEM))
+    }
+
+    /// Switches the disk's discard or write zeroes off (their limits to
+    /// 0), for a backing file that turned out not to support them. From
+    /// a worker (process context).
+    pub(crate) fn disable(&self, what: Zeroing) -> Result {
+        // SAFETY: `rq` is valid; its queue lives while it is in flight.
+        let q = unsafe { (*self.rq.as_ptr()).q };
+        // SAFETY: All-zeroes is a valid `queue_limits`; overwritten next.
+        let mut lim: bindings::queue_limits = unsafe { core::mem::zeroed() };
+        // SAFETY: `q` is valid; this takes `limits_lock`, released by the
+        // commit below, and fills `lim` with the current limits.
+        unsafe { helpers::lofi_queue_limits_start_update(q, &mut lim) };
+        match what {
+            Zeroing::Discard => lim.max_hw_discard_sectors = 0,
+            Zeroing::WriteZeroes => lim.max_write_zeroes_sectors = 0,
+        }
+        // SAFETY: `q` is valid, its `limits_lock` is held (above) and is
+        // released by this call.
+        to_result(unsafe { bindings::queue_limits_commit_update(q, &mut lim) })
+    }
+
     /// Ends the request with `status`.
     fn end(self, status: BlkStatus) {
+        T::finish(&self);
         // SAFETY: By the type invariant the request is started and ours to
         // end, once: `self` is consumed.
         unsafe { bindings::blk_mq_end_request(self.rq.as_ptr(), status.0) };
     }
+
+    /// Completes a request whose asynchronous I/O is done: blk-mq ends it
+    /// with the status [`DiskOps::complete`] returns, on the submitting
+    /// CPU. Callable in any context (an I/O completion interrupt).
+    pub(crate) fn complete(self) {
+        // SAFETY: By the type invariant the request is started and ours to
+        // end; `blk_mq_complete_request()` hands it to the `complete`
+        // callback, which ends it. `self` is consumed.
+        unsafe { bindings::blk_mq_complete_request(self.rq.as_ptr()) };
+    }
 }
 
-/// The driver data of every request: the work item that serves it.
-#[repr(C)]
-struct RequestWork {
-    work: RawWork,
+/// The requests of one hardware queue that were punted to a worker, in
+/// the order they were punted, and the work item that serves them.
+///
+/// # Invariants
+///
+/// Every request in `pending` is a started request of a `Disk<T>`, linked
+/// through its [`Pdu`]'s `next`, whose duty to end it the list holds.
+#[pin_data]
+pub(crate) struct Lane<T: DiskOps> {
+    #[pin]
+    pending: SpinLock<Pending>,
+    #[pin]
+    work: Work<Lane<T>>,
+    _ops: PhantomData<fn() -> T>,
 }
 
-/// The driver data of a request.
-fn blk_mq_pdu(rq: *mut bindings::request) -> *mut RequestWork {
-    // SAFETY: `blk_mq_rq_to_pdu` only computes the address after the
-    // request header, which is where blk-mq puts the driver data.
-    unsafe { bindings::blk_mq_rq_to_pdu(rq) }.cast()
+/// A FIFO of requests, linked through their [`Pdu`]s.
+struct Pending {
+    head: *mut bindings::request,
+    tail: *mut bindings::request,
 }
 
-/// The work function of a request's [`RequestWork`]: serves the request
-/// with [`DiskOps::serve`] and ends it.
-struct ServeRequest<T>(PhantomData<T>);
+// SAFETY: The requests may be ended from any thread.
+unsafe impl Send for Pending {}
 
-impl<T: DiskOps> RawWorkFn for ServeRequest<T> {
+impl_has_work! {
+    impl{T: DiskOps} HasWork<Self> for Lane<T> { self.work }
+}
+
+impl<T: DiskOps> WorkItem for Lane<T> {
+    type Pointer = Arc<Lane<T>>;
+
+    fn run(lane: Arc<Lane<T>>) {
+        // Everything punted until the lane is empty: one wakeup serves a
+        // batch, in order. A request punted after the last look queues the
+        // work again (it is no longer pending once it runs).
+        while let Some(rq) = lane.pop() {
+            let disposition = T::submit(&rq.data(), &rq, Submit::Worker);
+            match disposition {
+                Disposition::Done(status) => rq.end(status),
+                Disposition::InFlight => {}
+                // A worker has nowhere to punt to.
+                Disposition::Punt => rq.end(BlkStatus::IO_ERROR),
+            }
+        }
+    }
+}
+
+impl<T: DiskOps> Lane<T> {
+    fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            pending <- new_spinlock!(Pending {
+                head: core::ptr::null_mut(),
+                tail: core::ptr::null_mut(),
+            }, "lofi::Lane::pending"),
+            work <- new_work!("lofi::Lane::work"),
+            _ops: PhantomData,
+        })
+    }
+
+    fn push(&self, rq: RequestRef<T>) {
+        let next = rq.next_link();
+        // The duty to end the request goes to the list with the pointer.
+        let RequestRef { rq: raw, _ops } = rq;
+        let raw = raw.as_ptr();
+        let mut p = self.pending.lock();
+        // SAFETY: `next` is the request's own link, used only under this
+        // lock while it is listed; `tail` is a listed request (invariant).
+        unsafe {
+            *next = core::ptr::null_mut();
+            if p.tail.is_null() {
+                p.head = raw;
+            } else {
+                *Self::link_of(p.tail) = raw;
+            }
+        }
+        // INVARIANT: `raw` is a started request whose duty was given up
+        // above, now linked at the tail.
+        p.tail = raw;
+    }
+
+    fn pop(&self) -> Option<RequestRef<T>> {
+        let mut p = self.pending.lock();
+        let raw = NonNull::new(p.head)?;
+        // SAFETY: `raw` is a listed request (invariant); its link is read
+        // under the lock.
+        p.head = unsafe { *Self::link_of(raw.as_ptr()) };
+        if p.head.is_null() {
+            p.tail = core::ptr::null_mut();
+        }
+        // INVARIANT: Unlisted: the duty to end it comes back with it.
+        Some(RequestRef {
+            rq: raw,
+            _ops: PhantomData,
+        })
+    }
+
+    /// The `next` link in the driver data of a request of a `Disk<T>`.
+    ///
     /// # Safety
     ///
-    /// `work` is the `work` of the [`RequestWork`] of a request of a
-    /// `Disk<T>`, queued by `queue_rq`.
-    unsafe fn run(work: *mut RawWork) {
-        // SAFETY: `work` is the first member of a `repr(C)` `RequestWork`,
-        // the driver data of a request that `queue_rq` started and queued,
-        // and that only this function ends.
-        let rq = unsafe { RequestRef::<T>::from_pdu(work.cast::<RequestWork>()) };
-        let status = T::serve(&rq.data(), &rq);
-        rq.end(status);
+    /// `rq` must be a request of a `Disk<T>`.
+    unsafe fn link_of(rq: *mut bindings::request) -> *mut *mut bindings::request {
+        // SAFETY: The driver data of such a request is a `Pdu<T::Cmd>`.
+        let pdu = unsafe { bindings::blk_mq_rq_to_pdu(rq) }.cast::<Pdu<T::Cmd>>();
+        // SAFETY: As above; only the field's address is formed.
+        unsafe { (*pdu).next.get() }
+    }
+}
+
+/// A disk's lanes: one per hardware queue, on one workqueue of their own
+/// (`WQ_MEM_RECLAIM`, so that I/O makes progress under memory pressure,
+/// and `WQ_FREEZABLE`, so that none reaches a frozen file system during
+/// suspend), which runs the lanes side by side and each lane's requests
+/// one after the other.
+pub(crate) struct Lanes<T: DiskOps> {
+    lanes: KVec<Arc<Lane<T>>>,
+    queue: OwnedQueue,
+}
+
+impl<T: DiskOps> Lanes<T> {
+    /// `count` lanes on a workqueue named `name` (one `%u`, from `n`).
+    pub(crate) fn new(name: &CStr, n: u32, count: u32) -> Result<Self> {
+        let count = count.max(1);
+        let queue = OwnedQueue::new(
+            name,
+            n,
+            flags::UNBOUND | flags::MEM_RECLAIM | flags::FREEZABLE,
+            i32::try_from(count).unwrap_or(1),
+        )?;
+        let mut lanes = KVec::with_capacity(count as usize, GFP_KERNEL)?;
+        for _ in 0..count {
+            lanes.push(Arc::pin_init(Lane::<T>::new(), GFP_KERNEL)?, GFP_KERNEL)?;
+        }
+        Ok(Self { lanes, queue })
+    }
+
+    /// Hands `rq` to the lane of its hardware queue, and makes sure the
+    /// lane's work runs.
+    fn punt(&self, rq: RequestRef<T>) {
+        let n = self.lanes.len().max(1);
+        let Some(lane) = self.lanes.get(rq.hw_queue() as usize % n) else {
+            // No lanes at all (not made by `new`): fail the request.
+            rq.end(BlkStatus::IO_ERROR);
+            return;
+        };
+        lane.push(rq);
+        // An `Err` gives the reference back: already pending, and the
+        // pending run will find the request.
+        let _ = self.queue.queue().enqueue(lane.clone());
     }
 }
 
@@ -622,17 +1082,36 @@ impl<T: DiskOps> OpsTable<T> {
             rq: unsafe { NonNull::new_unchecked(rq) },
             _ops: PhantomData,
         };
-        let pdu = rq.pdu();
-        let data = rq.data();
-        // SAFETY: The work item in the request's driver data was set up by
-        // `init_request` to run `serve_request::<T>`, stays valid until the
-        // request is ended (by that function: the tag set is not freed
-        // while a request is in flight), and the queue outlives it (it is
-        // part of `T::Data`, alive while the request is not ended).
-        unsafe { T::io_queue(&data).queue_raw(&(*pdu).work) };
-        // The request is now the worker's: `rq` is dropped without ending
-        // it (it owns no resource).
+        let disposition = T::submit(&rq.data(), &rq, Submit::Inline);
+        match disposition {
+            Disposition::Done(status) => rq.end(status),
+            // The request belongs to its I/O now.
+            Disposition::InFlight => {}
+            Disposition::Punt => {
+                // The lanes are part of the data; a worker may end the
+                // request (and with it the borrow of the data) before
+                // `punt` returns, so the data is held by a reference here.
+                let data: Arc<T::Data> = rq.data().into();
+                T::lanes(&data).punt(rq);
+            }
+        }
         BlkStatus::OK.0
+    }
+
+    /// # Safety
+    ///
+    /// Called by blk-mq for a request of a `Disk<T>` handed to
+    /// `blk_mq_complete_request()` by [`RequestRef::complete`].
+    unsafe extern "C" fn complete(rq: *mut bindings::request) {
+        // INVARIANT: `RequestRef::complete` gave up the duty to end the
+        // request to this callback.
+        let rq = RequestRef::<T> {
+            // SAFETY: blk-mq never passes a null request.
+            rq: unsafe { NonNull::new_unchecked(rq) },
+            _ops: PhantomData,
+        };
+        let status = T::complete(&rq.data(), &rq);
+        rq.end(status);
     }
 
     /// # Safety
@@ -644,15 +1123,33 @@ impl<T: DiskOps> OpsTable<T> {
         _hctx_idx: c_uint,
         _numa_node: c_int,
     ) -> c_int {
-        let pdu = blk_mq_pdu(rq);
-        // SAFETY: The tag set's `cmd_size` reserves room for a
-        // `RequestWork` after the request, aligned as blk-mq aligns driver
-        // data, and it stays there until the tag set is freed; `work` is
-        // its first member.
+        // SAFETY: `blk_mq_rq_to_pdu` only computes the address after the
+        // request header, which is where blk-mq puts the driver data.
+        let pdu = unsafe { bindings::blk_mq_rq_to_pdu(rq) }.cast::<Pdu<T::Cmd>>();
+        // SAFETY: The tag set's `cmd_size` reserves room for a `Pdu<T::Cmd>`
+        // after the request, aligned as blk-mq aligns driver data (checked
+        // in `Disk::new`), and it stays there until `exit_request`.
         unsafe {
-            RawWork::init::<ServeRequest<T>>(&raw mut (*pdu).work, kernel::static_lock_class!())
+            core::ptr::write(&raw mut (*pdu).cmd, T::new_cmd());
+            core::ptr::write(&raw mut (*pdu).next, UnsafeCell::new(core::ptr::null_mut()));
         };
         0
+    }
+
+    /// # Safety
+    ///
+    /// Called by blk-mq once per tag of a `Disk<T>`'s tag set, for a
+    /// request that `init_request` set up, when the tag set is freed.
+    unsafe extern "C" fn exit_request(
+        _set: *mut bindings::blk_mq_tag_set,
+        rq: *mut bindings::request,
+        _hctx_idx: c_uint,
+    ) {
+        // SAFETY: As in `init_request`.
+        let pdu = unsafe { bindings::blk_mq_rq_to_pdu(rq) }.cast::<Pdu<T::Cmd>>();
+        // SAFETY: `init_request` wrote the `Cmd`; no request is in flight
+        // when the tag set is freed, so nothing uses it any more.
+        unsafe { core::ptr::drop_in_place(&raw mut (*pdu).cmd) };
     }
 
     /// # Safety
@@ -778,7 +1275,9 @@ impl<T: DiskOps> DiskVTable<T> {
         Self {
             blk_mq_ops: bindings::blk_mq_ops {
                 queue_rq: Some(OpsTable::<T>::queue_rq),
+                complete: Some(OpsTable::<T>::complete),
                 init_request: Some(OpsTable::<T>::init_request),
+                exit_request: Some(OpsTable::<T>::exit_request),
                 ..pin_init::zeroed()
             },
             block_device_operations: bindings::block_device_operations {

@@ -56,12 +56,6 @@ impl Event {
         unsafe { bindings::completion_done(self.raw()) }
     }
 
-    /// Waits until the event happens. Uninterruptible.
-    pub(crate) fn wait(&self) {
-        // SAFETY: As in `signal`.
-        unsafe { bindings::wait_for_completion(self.raw()) };
-    }
-
     /// Waits until the event happens or the task gets a fatal signal
     /// (`EINTR`).
     pub(crate) fn wait_killable(&self) -> Result {

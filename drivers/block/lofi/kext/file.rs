@@ -10,10 +10,11 @@
 //!   (no device side effects, no FIFO waits), so that its object can be
 //!   judged before anything is opened;
 //! - [`KernelFile`]: that very object opened for data (`dentry_open()` on
-//!   the looked-up path, with the checks `open(2)` makes), read and written
-//!   with `vfs_iter_read()`/`vfs_iter_write()` over a bio_vec, synced with
-//!   `vfs_fsync()`, and closed either lazily (`fput()`, on drop) or at once
-//!   ([`KernelFile::close_sync`]).
+//!   the looked-up path, with the checks `open(2)` makes), with what its
+//!   I/O needs to know (direct-I/O alignment, non-blocking support,
+//!   `fallocate`), synced with `vfs_fsync()`, and closed either lazily
+//!   (`fput()`, on drop) or at once ([`KernelFile::close_sync`]). Its reads
+//!   and writes are `kext::file_io`'s.
 
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{bindings, error::from_err_ptr, ffi::c_ulong, prelude::*};
@@ -45,6 +46,29 @@ pub(crate) enum Identity {
 
 /// `FMODE_WRITE` of include/linux/fs.h (a cast macro the bindings lack).
 const FMODE_WRITE: u32 = 1 << 1;
+/// `FMODE_CAN_ODIRECT` of include/linux/fs.h: the file can do `O_DIRECT`.
+const FMODE_CAN_ODIRECT: u32 = 1 << 22;
+/// `FMODE_NOWAIT` of include/linux/fs.h: `IOCB_NOWAIT` is honoured.
+const FMODE_NOWAIT: u32 = 1 << 27;
+/// `FOP_BUFFER_WASYNC` of include/linux/fs.h: buffered writes honour
+/// `IOCB_NOWAIT`.
+const FOP_BUFFER_WASYNC: u32 = 1 << 1;
+/// `FALLOC_FL_KEEP_SIZE`, `FALLOC_FL_PUNCH_HOLE` and `FALLOC_FL_ZERO_RANGE`
+/// of include/uapi/linux/falloc.h.
+pub(crate) const FALLOC_FL_KEEP_SIZE: i32 = 0x01;
+/// See [`FALLOC_FL_KEEP_SIZE`].
+pub(crate) const FALLOC_FL_PUNCH_HOLE: i32 = 0x02;
+/// See [`FALLOC_FL_KEEP_SIZE`].
+pub(crate) const FALLOC_FL_ZERO_RANGE: i32 = 0x10;
+
+/// The direct-I/O alignment of a file (`STATX_DIOALIGN`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DioAlign {
+    /// Alignment of file offsets and lengths, in bytes.
+    pub(crate) offset: u32,
+    /// Alignment of memory buffers, in bytes.
+    pub(crate) memory: u32,
+}
 /// `SEEK_END` of include/uapi/linux/fs.h.
 const SEEK_END: i32 = 2;
 
@@ -185,7 +209,18 @@ impl PathFile {
                 return Err(EPERM);
             }
         }
+        // Reads of the file for the disk do not touch its access time
+        // where the caller may ask for that (`O_NOATIME`, as for backup
+        // tools: the owner, or `CAP_FOWNER`). Besides sparing a metadata
+        // write per read, this is what lets reads be tried in the
+        // submitter's context: an access-time update may read the file
+        // system's metadata synchronously, which must not happen there.
+        // SAFETY: As above: the mount's idmap and the inode are valid.
+        let noatime = unsafe {
+            bindings::inode_owner_or_capable((*(*raw).__bindgen_anon_1.f_path.mnt).mnt_idmap, inode)
+        };
         let flags = bindings::O_LARGEFILE
+            | if noatime { bindings::O_NOATIME } else { 0 }
             | if writable {
                 bindings::O_RDWR
             } else {
@@ -202,9 +237,19 @@ impl PathFile {
             )
         })?;
         // INVARIANT: `dentry_open` returned a new reference.
-        Ok(KernelFile(FileRef {
+        let file = KernelFile(FileRef {
             file: NonNull::new(file).ok_or(ENOENT)?,
-        }))
+        });
+        // lofi calls the file's own methods for its I/O.
+        // SAFETY: The file is valid; `f_op` is set at open and static.
+        let (read_iter, write_iter) = unsafe {
+            let fops = (*file.raw()).f_op;
+            ((*fops).read_iter.is_some(), (*fops).write_iter.is_some())
+        };
+        if !read_iter || (writable && !write_iter) {
+            return Err(EINVAL);
+        }
+        Ok(file)
     }
 }
 
@@ -267,6 +312,155 @@ impl KernelFile {
         mode & FMODE_WRITE != 0
     }
 
+    /// The raw file, for I/O control blocks (`kext::file_io`).
+    pub(crate) fn as_raw(&self) -> *mut bindings::file {
+        self.raw()
+    }
+
+    /// The file's operations.
+    pub(crate) fn fops(&self) -> *const bindings::file_operations {
+        // SAFETY: The file is valid; `f_op` is set at open and static.
+        unsafe { (*self.raw()).f_op }
+    }
+
+    fn f_mode(&self) -> u32 {
+        // SAFETY: The file is valid; `f_mode` is set at open.
+        unsafe { (*self.raw()).f_mode }
+    }
+
+    fn f_flags(&self) -> u32 {
+        // SAFETY: The file is valid; `f_flags` is set at open.
+        unsafe { (*self.raw()).f_flags }
+    }
+
+    /// Whether reads may be tried with `IOCB_NOWAIT`: the file honours it
+    /// (`FMODE_NOWAIT`), and was opened with `O_NOATIME`, without which a
+    /// read may update the access time, synchronously (see
+    /// [`PathFile::open`]).
+    pub(crate) fn nowait_reads(&self) -> bool {
+        self.f_mode() & FMODE_NOWAIT != 0 && self.f_flags() & bindings::O_NOATIME != 0
+    }
+
+    /// Whether writes may be tried with `IOCB_NOWAIT`: where the file
+    /// honours it (`FMODE_NOWAIT`; its time stamps are then updated with
+    /// `kiocb_modified()`, which honours it too), direct ones, buffered ones
+    /// only where its file system says so as well (`FOP_BUFFER_WASYNC`).
+    pub(crate) fn nowait_writes(&self, direct: bool) -> bool {
+        // SAFETY: `f_op` of a valid file is valid and static.
+        let fop_flags = unsafe { (*self.fops()).fop_flags };
+        self.f_mode() & FMODE_NOWAIT != 0 && (direct || fop_flags & FOP_BUFFER_WASYNC != 0)
+    }
+
+    /// The block size of the file's file system (`i_blkbits`): direct
+    /// writes not aligned to it may need metadata that a non-blocking
+    /// attempt must not wait for.
+    pub(crate) fn fs_block_size(&self) -> u32 {
+        // SAFETY: The inode of an open file is valid; `i_blkbits` is set
+        // when it is read in.
+        let bits = unsafe { (*self.0.inode()).i_blkbits };
+        1u32.checked_shl(u32::from(bits)).unwrap_or(u32::MAX)
+    }
+
+    /// The file's direct-I/O alignment, or `None` if it cannot do direct
+    /// I/O. Taken, as `loop` does, from `STATX_DIOALIGN` where the file
+    /// system reports it, else from the block device under the file system
+    /// (or the file's own, for a block device), else 512 bytes.
+    pub(crate) fn dio_align(&self) -> Option<DioAlign> {
+        if self.f_mode() & FMODE_CAN_ODIRECT == 0 {
+            return None;
+        }
+        // SAFETY: All-zeroes is a valid `kstat`, filled in by the call.
+        let mut st: bindings::kstat = unsafe { core::mem::zeroed() };
+        // SAFETY: The file and its path are valid; `st` is writable.
+        let ret = unsafe {
+            bindings::vfs_getattr(
+                &raw const (*self.raw()).__bindgen_anon_1.f_path,
+                &mut st,
+                bindings::STATX_DIOALIGN,
+                0,
+            )
+        };
+        if ret == 0 && st.result_mask & bindings::STATX_DIOALIGN != 0 {
+            if st.dio_mem_align == 0 {
+                // The file system says: no direct I/O for this file.
+                return None;
+            }
+            return Some(DioAlign {
+                offset: st.dio_offset_align,
+                memory: st.dio_mem_align,
+            });
+        }
+        let bdev = match self.kind() {
+            // SAFETY: The file is an opened block device.
+            FileKind::Block => unsafe { bindings::file_bdev(self.raw()) },
+            // SAFETY: The inode of an open file is valid, and so is its
+            // superblock; `s_bdev` is set at mount (or null).
+            _ => unsafe { (*(*self.0.inode()).i_sb).s_bdev },
+        };
+        if bdev.is_null() {
+            return Some(DioAlign {
+                offset: 512,
+                memory: 512,
+            });
+        }
+        // SAFETY: `bdev` is valid while the file (on it, or of it) is open;
+        // its queue's limits are what `bdev_logical_block_size()` and
+        // `bdev_dma_alignment()` read.
+        let (lbs, dma) = unsafe {
+            let lim = &(*(*bdev).bd_queue).limits;
+            (lim.logical_block_size, lim.dma_alignment)
+        };
+        Some(DioAlign {
+            offset: lbs,
+            memory: dma + 1,
+        })
+    }
+
+    /// Whether the file can have ranges deallocated or zeroed
+    /// (`fallocate`), and with what granularity in bytes (its file system's
+    /// block size), for a regular file; for a block device, its write
+    /// zeroes limit in sectors too (what `fallocate` on it uses).
+    pub(crate) fn zeroing(&self) -> Option<(u32, u32)> {
+        // SAFETY: `f_op` of a valid file is valid and static.
+        if unsafe { (*self.fops()).fallocate.is_none() } {
+            return None;
+        }
+        match self.kind() {
+            FileKind::Block => {
+                // SAFETY: The file is an opened block device: its bdev and
+                // queue are valid while it is open.
+                let (max, pbs) = unsafe {
+                    let lim = &(*(*bindings::file_bdev(self.raw())).bd_queue).limits;
+                    (lim.max_write_zeroes_sectors, lim.physical_block_size)
+                };
+                (max != 0).then_some((pbs, max))
+            }
+            _ => {
+                // SAFETY: The inode of an open file and its superblock are
+                // valid; `s_blocksize` is set at mount.
+                let bs = unsafe { (*(*self.0.inode()).i_sb).s_blocksize };
+                Some((u32::try_from(bs).unwrap_or(4096), u32::MAX >> 9))
+            }
+        }
+    }
+
+    /// `fallocate(mode, pos, len)` on the file.
+    pub(crate) fn fallocate(&self, mode: i32, pos: u64, len: u64) -> Result {
+        let pos = i64::try_from(pos).map_err(|_| EINVAL)?;
+        let len = i64::try_from(len).map_err(|_| EINVAL)?;
+        // SAFETY: The file is valid and open; `vfs_fallocate` checks the
+        // mode, range, permissions and freeze protection itself.
+        kernel::error::to_result(unsafe { bindings::vfs_fallocate(self.raw(), mode, pos, len) })
+    }
+
+    /// Writes the file's dirty data (and the metadata needed to read it
+    /// back) to stable storage: `fdatasync()`, which is what a block
+    /// device's cache flush asks for.
+    pub(crate) fn datasync(&self) -> Result {
+        // SAFETY: The file is valid.
+        kernel::error::to_result(unsafe { bindings::vfs_fsync(self.raw(), 1) })
+    }
+
     /// Whether the file can be synced: its file operations have `fsync`.
     pub(crate) fn can_sync(&self) -> bool {
         // SAFETY: The file is valid; `f_op` is set at open and static.
@@ -291,60 +485,6 @@ impl KernelFile {
             disk,
             _file: PhantomData,
         })
-    }
-
-    /// Reads into `seg` from byte `pos`. Returns the bytes read: fewer than
-    /// the segment's length only at the end of the file (the rest of the
-    /// segment is zeroed).
-    pub(crate) fn read_segment(&self, seg: &bindings::bio_vec, pos: u64) -> Result<usize> {
-        self.rw_segment(seg, pos, bindings::ITER_DEST)
-    }
-
-    /// Writes `seg` at byte `pos`. Returns the bytes written.
-    pub(crate) fn write_segment(&self, seg: &bindings::bio_vec, pos: u64) -> Result<usize> {
-        self.rw_segment(seg, pos, bindings::ITER_SOURCE)
-    }
-
-    fn rw_segment(&self, seg: &bindings::bio_vec, pos: u64, dir: u32) -> Result<usize> {
-        let len = seg.bv_len as usize;
-        let mut pos = i64::try_from(pos).map_err(|_| EINVAL)?;
-        // SAFETY: All-zeroes is a valid (empty) `iov_iter`, set up next.
-        let mut iter: bindings::iov_iter = unsafe { core::mem::zeroed() };
-        // SAFETY: `seg` describes pages of a started request, valid for the
-        // duration of this call; one segment of `len` bytes.
-        unsafe { bindings::iov_iter_bvec(&mut iter, dir, seg, 1, len) };
-        let mut done = 0;
-        while done < len {
-            // SAFETY: The file is valid; `iter` and `pos` are valid and
-            // advanced by the call.
-            let n = unsafe {
-                if dir == bindings::ITER_DEST {
-                    bindings::vfs_iter_read(self.raw(), &mut iter, &mut pos, 0)
-                } else {
-                    bindings::vfs_iter_write(self.raw(), &mut iter, &mut pos, 0)
-                }
-            };
-            if n < 0 {
-                return Err(Error::from_errno(n as i32));
-            }
-            if n == 0 {
-                break;
-            }
-            done += n as usize;
-        }
-        if dir == bindings::ITER_DEST && done < len {
-            // Past the end of the file: the rest of the segment reads as
-            // zeros.
-            // SAFETY: `iter` still covers the unread rest of the segment.
-            unsafe { bindings::iov_iter_zero(len - done, &mut iter) };
-        }
-        Ok(done)
-    }
-
-    /// Writes the file's dirty data and metadata to stable storage.
-    pub(crate) fn sync(&self) -> Result {
-        // SAFETY: The file is valid.
-        kernel::error::to_result(unsafe { bindings::vfs_fsync(self.raw(), 0) })
     }
 
     /// Closes the file now: when this returns, the file's release has run

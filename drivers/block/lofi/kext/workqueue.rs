@@ -1,15 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! An owned workqueue, work items embedded in C-allocated memory, and the
-//! no-I/O allocation scope.
+//! An owned workqueue, and the allocation scopes of I/O paths.
 //!
 //! `kernel::workqueue` offers the system queues and work items owned by
 //! `Arc`/`KBox`. A block driver needs its own queue (`WQ_MEM_RECLAIM`, so
-//! that I/O makes progress under memory pressure) and work items inside
-//! blk-mq's per-request data, whose memory blk-mq owns.
+//! that I/O makes progress under memory pressure).
 
 use core::ptr::NonNull;
-use kernel::{bindings, prelude::*, sync::LockClassKey, workqueue::Queue};
+use kernel::{bindings, prelude::*, workqueue::Queue};
 
 /// Flags of `alloc_workqueue()` (`enum wq_flags`, include/linux/workqueue.h).
 pub(crate) mod flags {
@@ -55,24 +53,6 @@ impl OwnedQueue {
         // SAFETY: `wq` is valid until drop, which outlives the borrow.
         unsafe { Queue::from_raw(self.wq.as_ptr()) }
     }
-
-    /// Queues a raw work item.
-    ///
-    /// # Safety
-    ///
-    /// `work` must have been set up with [`RawWork::init`], must stay valid
-    /// until its function has run, and its function must be safe to run on
-    /// this queue.
-    pub(crate) unsafe fn queue_raw(&self, work: &RawWork) {
-        // SAFETY: The queue is valid; the caller vouches for `work`.
-        unsafe {
-            bindings::queue_work_on(
-                bindings::wq_misc_consts_WORK_CPU_UNBOUND as i32,
-                self.wq.as_ptr(),
-                work.0.get(),
-            )
-        };
-    }
 }
 
 impl Drop for OwnedQueue {
@@ -80,53 +60,6 @@ impl Drop for OwnedQueue {
         // SAFETY: By the type invariant the queue is ours; destroying it
         // waits for every queued item to finish.
         unsafe { bindings::destroy_workqueue(self.wq.as_ptr()) };
-    }
-}
-
-/// A `struct work_struct` embedded in memory the driver does not own as a
-/// Rust value (blk-mq's per-request data), run by a plain C function.
-#[repr(transparent)]
-pub(crate) struct RawWork(kernel::types::Opaque<bindings::work_struct>);
-
-/// The function a [`RawWork`] runs.
-pub(crate) trait RawWorkFn {
-    /// Runs the work item.
-    ///
-    /// # Safety
-    ///
-    /// `work` is the item that was queued; what it may be used for is the
-    /// contract of the code that queued it.
-    unsafe fn run(work: *mut RawWork);
-}
-
-impl RawWork {
-    /// Initialises the work item at `this` to run `F`.
-    ///
-    /// # Safety
-    ///
-    /// `this` must be valid for writes and stay at that address while the
-    /// item can be queued.
-    pub(crate) unsafe fn init<F: RawWorkFn>(this: *mut RawWork, key: Pin<&'static LockClassKey>) {
-        // SAFETY: `RawWork` is `repr(transparent)` over `work_struct`; the
-        // caller guarantees the memory; `key` and the name are static.
-        unsafe {
-            bindings::init_work_with_key(
-                this.cast(),
-                Some(Self::trampoline::<F>),
-                false,
-                c"lofi_request".as_char_ptr(),
-                key.as_ptr(),
-            )
-        };
-    }
-
-    /// # Safety
-    ///
-    /// Called by the workqueue for an item set up by [`RawWork::init`].
-    unsafe extern "C" fn trampoline<F: RawWorkFn>(work: *mut bindings::work_struct) {
-        // SAFETY: `work` is the `work_struct` inside a `RawWork`
-        // (`repr(transparent)`), queued by code that upholds `F`'s contract.
-        unsafe { F::run(work.cast()) };
     }
 }
 
@@ -174,5 +107,43 @@ impl Drop for IoFlusherScope {
     fn drop(&mut self) {
         // SAFETY: As in `enter`; clears only the bits `enter` set.
         unsafe { (*bindings::get_current()).flags &= !self.set };
+    }
+}
+
+/// While alive, the current task's allocations do no I/O
+/// (`PF_MEMALLOC_NOIO`, C's `memalloc_noio_save()`/`_restore()`): for code
+/// that runs while a queue it could recurse into is frozen or in the
+/// submission path of a device.
+pub(crate) struct NoIoScope {
+    /// Whether this scope set the flag (it was clear before).
+    set: bool,
+    /// The scope belongs to one task: not `Send`.
+    _task: core::marker::PhantomData<*mut ()>,
+}
+
+impl NoIoScope {
+    /// Enters the scope for the current task.
+    pub(crate) fn enter() -> Self {
+        // SAFETY: `current` is always valid in task context, and only the
+        // task itself changes this bit of its own `flags`.
+        let set = unsafe {
+            let task = bindings::get_current();
+            let set = (*task).flags & bindings::PF_MEMALLOC_NOIO == 0;
+            (*task).flags |= bindings::PF_MEMALLOC_NOIO;
+            set
+        };
+        Self {
+            set,
+            _task: core::marker::PhantomData,
+        }
+    }
+}
+
+impl Drop for NoIoScope {
+    fn drop(&mut self) {
+        if self.set {
+            // SAFETY: As in `enter`; clears only the bit `enter` set.
+            unsafe { (*bindings::get_current()).flags &= !bindings::PF_MEMALLOC_NOIO };
+        }
     }
 }
