@@ -11,7 +11,7 @@ use nix::errno::Errno;
 
 use crate::device;
 use crate::error::{Error, NO_PERMISSION};
-use crate::uapi::{CTL_PATH, Cmd, LofiIoctl, ioctl};
+use crate::uapi::{BLOCK_SIZE_DEFAULT, CTL_PATH, Cmd, FLAG_DIRECT_IO, LofiIoctl, ioctl};
 
 /// One mapping as the driver reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,12 @@ pub struct Mapping {
     /// The compression algorithm of a compressed image (not supported by
     /// the driver yet, so always `None` today).
     pub compressed: Option<String>,
+    /// Whether the driver serves the mapping with direct I/O on the
+    /// backing file (`LOFI_FLAG_DIRECT_IO` in the returned `li_flags`).
+    pub direct_io: bool,
+    /// The device's logical block size in bytes: 512, or more when direct
+    /// I/O needs the backing file's alignment.
+    pub block_size: u32,
 }
 
 impl Mapping {
@@ -44,6 +50,12 @@ impl Mapping {
             file: PathBuf::from(OsString::from_vec(li.filename().to_vec())),
             readonly: li.li_readonly != 0,
             compressed,
+            direct_io: li.li_flags & FLAG_DIRECT_IO != 0,
+            // The driver always fills it in; 0 would be the default.
+            block_size: match li.li_block_size {
+                0 => BLOCK_SIZE_DEFAULT,
+                size => size,
+            },
         }
     }
 }
@@ -203,6 +215,8 @@ mod tests {
                 file: "/srv/a.img".into(),
                 readonly: true,
                 compressed: None,
+                direct_io: false,
+                block_size: 512,
             }
         );
         // No devpath from the driver: the standard name.
@@ -211,5 +225,24 @@ mod tests {
         let m = Mapping::from_ioctl(9, &li);
         assert_eq!(m.device, "/dev/lofi/9");
         assert_eq!(m.compressed.as_deref(), Some("gzip"));
+    }
+
+    #[test]
+    fn direct_io_and_block_size_from_driver_output() {
+        let mut li = LofiIoctl::with_filename(Path::new("/srv/a.img")).unwrap();
+        li.li_flags = FLAG_DIRECT_IO;
+        li.li_block_size = 4096;
+        let m = Mapping::from_ioctl(1, &li);
+        assert!(m.direct_io);
+        assert_eq!(m.block_size, 4096);
+        // Flags lofiadm does not know are not direct I/O.
+        li.li_flags = !FLAG_DIRECT_IO;
+        li.li_block_size = 512;
+        let m = Mapping::from_ioctl(1, &li);
+        assert!(!m.direct_io);
+        assert_eq!(m.block_size, 512);
+        // 0 is the default size.
+        li.li_block_size = 0;
+        assert_eq!(Mapping::from_ioctl(1, &li).block_size, 512);
     }
 }

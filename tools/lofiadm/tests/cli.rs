@@ -163,21 +163,24 @@ fn without_the_driver_the_control_device_is_missing() {
 fn listing_rows_match_printf() {
     use lofiadm::control::Mapping;
     let mappings: Vec<Mapping> = [
-        (1, "/var/tmp/disk.img", false),
-        (23, "/srv/iso/install.iso", true),
+        (1, "/var/tmp/disk.img", false, false),
+        (23, "/srv/iso/install.iso", true, true),
         (
             4567,
             "/a/file/name/that/is/much/longer/than/thirty/bytes.img",
             false,
+            true,
         ),
     ]
     .into_iter()
-    .map(|(n, f, ro)| Mapping {
+    .map(|(n, f, ro, dio)| Mapping {
         number: n,
         device: format!("/dev/lofi/{n}"),
         file: f.into(),
         readonly: ro,
         compressed: None,
+        direct_io: dio,
+        block_size: 512,
     })
     .collect();
     let mut args = vec!["%-20s     %-30s\\t%s\\n".to_string()];
