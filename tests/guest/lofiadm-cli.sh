@@ -130,6 +130,9 @@ expect_usage --json a.img
 expect_usage -x
 expect_usage -a
 expect_usage -C gzip a.img
+expect_usage --direct-io a.img
+expect_usage --direct-io=off -d a.img
+expect_usage --direct-io=yes -a a.img
 ok --help
 [[ $OUT == "$USAGE_LINE"* ]] || fail "--help does not start with the usage: $OUT"
 ok --version

@@ -34,6 +34,24 @@ pub struct Mapping {
     pub block_size: u32,
 }
 
+/// What a map command asks for besides the file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MapOptions {
+    /// `li_readonly`.
+    pub readonly: bool,
+    /// `LOFI_FLAG_DIRECT_IO` in `li_flags`.
+    pub direct_io: bool,
+}
+
+impl MapOptions {
+    fn apply(self, li: &mut LofiIoctl) {
+        li.li_readonly = self.readonly.into();
+        if self.direct_io {
+            li.li_flags |= FLAG_DIRECT_IO;
+        }
+    }
+}
+
 impl Mapping {
     fn from_ioctl(number: u32, li: &LofiIoctl) -> Self {
         let device = match li.devpath() {
@@ -102,21 +120,23 @@ impl Control {
         ioctl(self.file.as_fd(), cmd, li)
     }
 
-    /// `LOFI_MAP_FILE`: map `file` at the lowest free N.
-    pub fn map_file(&self, file: &Path, readonly: bool) -> Result<Mapping, Errno> {
+    /// `LOFI_MAP_FILE`: map `file` at the lowest free N. The mapping
+    /// returned is what the driver made, which may lack direct I/O even
+    /// if it was asked for.
+    pub fn map_file(&self, file: &Path, opts: MapOptions) -> Result<Mapping, Errno> {
         let mut li = LofiIoctl::with_filename(file)?;
-        li.li_readonly = readonly.into();
+        opts.apply(&mut li);
         let n = self.call(Cmd::MapFile, &mut li)?;
         // The driver returns N both as the value and in li_minor.
         let n = u32::try_from(n).unwrap_or(li.li_minor);
         Ok(Mapping::from_ioctl(n, &li))
     }
 
-    /// `LOFI_MAP_FILE_MINOR`: map `file` at N.
-    pub fn map_file_minor(&self, n: u32, file: &Path, readonly: bool) -> Result<Mapping, Errno> {
+    /// `LOFI_MAP_FILE_MINOR`: map `file` at N (see [`Control::map_file`]).
+    pub fn map_file_minor(&self, n: u32, file: &Path, opts: MapOptions) -> Result<Mapping, Errno> {
         let mut li = LofiIoctl::with_filename(file)?;
         li.li_minor = n;
-        li.li_readonly = readonly.into();
+        opts.apply(&mut li);
         self.call(Cmd::MapFileMinor, &mut li)?;
         Ok(Mapping::from_ioctl(n, &li))
     }
@@ -244,5 +264,25 @@ mod tests {
         // 0 is the default size.
         li.li_block_size = 0;
         assert_eq!(Mapping::from_ioctl(1, &li).block_size, 512);
+    }
+
+    #[test]
+    fn map_options_fill_the_request() {
+        let mut li = LofiIoctl::default();
+        MapOptions::default().apply(&mut li);
+        assert_eq!((li.li_readonly, li.li_flags), (0, 0));
+        MapOptions {
+            readonly: true,
+            direct_io: true,
+        }
+        .apply(&mut li);
+        assert_eq!((li.li_readonly, li.li_flags), (1, FLAG_DIRECT_IO));
+        let mut li = LofiIoctl::default();
+        MapOptions {
+            readonly: false,
+            direct_io: true,
+        }
+        .apply(&mut li);
+        assert_eq!((li.li_readonly, li.li_flags), (0, FLAG_DIRECT_IO));
     }
 }
