@@ -53,7 +53,7 @@ got = json.loads(sys.argv[1])
 s = sys.argv[2]
 want = [
     {"device": f"/dev/lofi/{n}", "number": n, "file": f"{s}/{f}", "readonly": ro,
-     "compressed": None, "labeled": False}
+     "compressed": None, "labeled": False, "direct_io": False, "block_size": 512}
     for n, f, ro in [(1, "a.img", False), (2, "b.img", True), (5, "c.img", False),
                      (7, "d.img", True), (9, "e.img", False)]
 ]
@@ -130,6 +130,9 @@ expect_usage --json a.img
 expect_usage -x
 expect_usage -a
 expect_usage -C gzip a.img
+expect_usage --direct-io a.img
+expect_usage --direct-io=off -d a.img
+expect_usage --direct-io=yes -a a.img
 ok --help
 [[ $OUT == "$USAGE_LINE"* ]] || fail "--help does not start with the usage: $OUT"
 ok --version

@@ -44,6 +44,7 @@ queries_work() {
 changes_refused() {
 	expect_error "$no_permission" -a b.img
 	expect_error "$no_permission" -r -a b.img /dev/lofi/4
+	expect_error "$no_permission" --direct-io -a b.img
 	expect_error "$no_permission" -d /dev/lofi/1
 	expect_error "$no_permission" -d a.img -f
 	# The checks that need no driver still come first, as on illumos.

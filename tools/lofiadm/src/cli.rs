@@ -1,7 +1,8 @@
 //! The command line: illumos lofiadm syntax, plus long options.
 //!
 //! ```text
-//! lofiadm [-r] -a file [device]    map; with no device, print the new device
+//! lofiadm [-r] [--direct-io[=on|off]] -a file [device]
+//!                                  map; with no device, print the new device
 //! lofiadm -d file | device [-f]    unmap (-f: even if the device is open)
 //! lofiadm [file | device]          the device of a file, the file of a device
 //! lofiadm [--json]                 list all mappings
@@ -17,7 +18,7 @@ use clap::{ArgAction, Parser, error::ErrorKind};
 
 /// The usage text, printed on stderr after a usage error.
 pub const USAGE: &str = "\
-Usage: lofiadm [-r] -a file [device]
+Usage: lofiadm [-r] [--direct-io[=on|off]] -a file [device]
        lofiadm -d file | device [-f]
        lofiadm [file | device]
        lofiadm [--json]
@@ -25,7 +26,7 @@ Usage: lofiadm [-r] -a file [device]
 
 /// The `--help` text, printed on stdout.
 pub const HELP: &str = "\
-Usage: lofiadm [-r] -a file [device]
+Usage: lofiadm [-r] [--direct-io[=on|off]] -a file [device]
        lofiadm -d file | device [-f]
        lofiadm [file | device]
        lofiadm [--json]
@@ -36,6 +37,9 @@ mappings.
   -a, --add file [device]  map file, at device if one is given, else at the
                            lowest free number, and print the device
   -r, --readonly           with -a: make the mapping read-only
+      --direct-io[=on|off] with -a: read and write the file with direct I/O,
+                           bypassing its page cache (default: off); if the
+                           file cannot, it is mapped buffered with a warning
   -d, --delete file|device remove the mapping of a file or a device
   -f, --force              with -d: remove it even if the device is open
       --json               list all mappings as a JSON array
@@ -66,6 +70,8 @@ pub enum Command {
         file: OsString,
         device: Option<OsString>,
         readonly: bool,
+        /// `--direct-io` (`=on`): ask the driver for direct I/O.
+        direct_io: bool,
     },
     /// `-d file|device`
     Unmap { target: OsString, force: bool },
@@ -108,6 +114,19 @@ struct Args {
     force: bool,
     #[arg(short = 'r', long = "readonly", action = ArgAction::SetTrue, overrides_with = "readonly")]
     readonly: bool,
+    // losetup's spelling: --direct-io, --direct-io=on or --direct-io=off
+    // (the value only after '=', as getopt's optional arguments); the
+    // last one given counts.
+    #[arg(
+        long = "direct-io",
+        value_name = "on|off",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "on",
+        value_parser = ["on", "off"],
+        overrides_with = "direct_io"
+    )]
+    direct_io: Option<String>,
     #[arg(long = "json", action = ArgAction::SetTrue, overrides_with = "json")]
     json: bool,
     #[arg(long = "help", action = ArgAction::SetTrue, overrides_with = "help")]
@@ -142,6 +161,9 @@ fn command(args: Args) -> Result<Command, UsageError> {
     if args.readonly && args.add.is_none() {
         return usage("-r is only valid with -a");
     }
+    if args.direct_io.is_some() && args.add.is_none() {
+        return usage("--direct-io is only valid with -a");
+    }
     if args.force && args.delete.is_none() {
         return usage("-f is only valid with -d");
     }
@@ -158,6 +180,7 @@ fn command(args: Args) -> Result<Command, UsageError> {
             file,
             device: first,
             readonly: args.readonly,
+            direct_io: args.direct_io.as_deref() == Some("on"),
         });
     }
     if let Some(target) = args.delete {
@@ -215,6 +238,16 @@ mod tests {
             file: file.into(),
             device: device.map(Into::into),
             readonly,
+            direct_io: false,
+        }
+    }
+
+    fn map_dio(file: &str, device: Option<&str>, readonly: bool) -> Command {
+        Command::Map {
+            file: file.into(),
+            device: device.map(Into::into),
+            readonly,
+            direct_io: true,
         }
     }
 
@@ -256,6 +289,53 @@ mod tests {
         );
         // Repeated flags are harmless, as with getopt.
         assert_eq!(cmd(&["-r", "-r", "-a", "img"]), map("img", None, true));
+    }
+
+    #[test]
+    fn direct_io_forms() {
+        assert_eq!(
+            cmd(&["--direct-io", "-a", "img"]),
+            map_dio("img", None, false)
+        );
+        assert_eq!(
+            cmd(&["-a", "img", "--direct-io"]),
+            map_dio("img", None, false)
+        );
+        assert_eq!(
+            cmd(&["--direct-io=on", "-a", "img"]),
+            map_dio("img", None, false)
+        );
+        assert_eq!(
+            cmd(&["--direct-io=off", "-a", "img"]),
+            map("img", None, false)
+        );
+        assert_eq!(
+            cmd(&["-r", "--direct-io", "-a", "img", "/dev/lofi/2"]),
+            map_dio("img", Some("/dev/lofi/2"), true)
+        );
+        assert_eq!(
+            cmd(&["--direct-io", "-ra", "img", "lofi3"]),
+            map_dio("img", Some("lofi3"), true)
+        );
+        // The value only after '=': a next word is an operand.
+        assert_eq!(
+            cmd(&["-a", "img", "--direct-io", "lofi4"]),
+            map_dio("img", Some("lofi4"), false)
+        );
+        // The last one given counts.
+        assert_eq!(
+            cmd(&["--direct-io", "--direct-io=off", "-a", "img"]),
+            map("img", None, false)
+        );
+        assert_eq!(
+            cmd(&["--direct-io=off", "--direct-io", "-a", "img"]),
+            map_dio("img", None, false)
+        );
+        // getopt: the word after -a is its file, even this one.
+        assert_eq!(
+            cmd(&["-a", "--direct-io", "img"]),
+            map("--direct-io", Some("img"), false)
+        );
     }
 
     #[test]
@@ -321,6 +401,17 @@ mod tests {
             (&["-f"], "-f is only valid with -d"),
             (&["-f", "img"], "-f is only valid with -d"),
             (&["-f", "-a", "img"], "-f is only valid with -d"),
+            (&["--direct-io"], "--direct-io is only valid with -a"),
+            (&["--direct-io=off"], "--direct-io is only valid with -a"),
+            (&["--direct-io", "img"], "--direct-io is only valid with -a"),
+            (
+                &["--direct-io", "-d", "img"],
+                "--direct-io is only valid with -a",
+            ),
+            (
+                &["--json", "--direct-io"],
+                "--direct-io is only valid with -a",
+            ),
             (
                 &["--json", "img"],
                 "--json is only valid when listing all mappings",
@@ -361,6 +452,9 @@ mod tests {
             (&["-C", "img"], "-C"),
             (&["-U", "img"], "-U"),
             (&["--json=yes"], "--json"),
+            (&["--direct-io=yes", "-a", "img"], "--direct-io"),
+            (&["--direct-io=", "-a", "img"], "--direct-io"),
+            (&["--direct-io=ON", "-a", "img"], "--direct-io"),
         ] {
             let reason = usage_error(args);
             assert!(reason.contains(culprit), "{args:?}: {reason:?}");
@@ -385,6 +479,7 @@ mod tests {
         for opt in [
             "--add",
             "--readonly",
+            "--direct-io[=on|off]",
             "--delete",
             "--force",
             "--json",

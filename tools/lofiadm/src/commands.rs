@@ -4,7 +4,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
 use std::os::unix::ffi::OsStringExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use nix::errno::Errno;
 
 use crate::checks;
 use crate::cli::Command;
-use crate::control::{Access, Control, Queries};
+use crate::control::{Access, Control, MapOptions, Mapping, Queries};
 use crate::device;
 use crate::error::{Error, NO_PERMISSION};
 use crate::listing;
@@ -27,14 +27,22 @@ use crate::wait;
 pub const BUSY_RETRY: Duration = Duration::from_secs(5);
 const BUSY_POLL: Duration = Duration::from_millis(50);
 
-/// Run `cmd`, writing its normal output to `out`.
-pub fn run(cmd: &Command, out: &mut impl Write) -> Result<(), Error> {
+/// Run `cmd`, writing its normal output to `out` and its warnings (of a
+/// command that succeeds nonetheless) to `warn`.
+pub fn run(cmd: &Command, out: &mut impl Write, warn: &mut impl Write) -> Result<(), Error> {
     match cmd {
         Command::Map {
             file,
             device,
             readonly,
-        } => map(file, device.as_deref(), *readonly, out),
+            direct_io,
+        } => {
+            let opts = MapOptions {
+                readonly: *readonly,
+                direct_io: *direct_io,
+            };
+            map(file, device.as_deref(), opts, out, warn)
+        }
         Command::Unmap { target, force } => unmap(target, *force),
         Command::Query { target } => query(target, out),
         Command::List { json } => list(*json, out),
@@ -83,11 +91,29 @@ fn change_error(message: String, errno: Errno) -> Error {
     }
 }
 
+/// The warning for a mapping of `file` made with `opts` that lacks what
+/// was asked for: the driver maps a file that cannot do direct I/O with
+/// buffered I/O rather than failing, and the map command succeeds.
+pub fn map_warning(file: &Path, opts: MapOptions, mapping: &Mapping) -> Option<String> {
+    (opts.direct_io && !mapping.direct_io).then(|| {
+        format!(
+            "{}: direct I/O is not available; mapped with buffered I/O",
+            file.display()
+        )
+    })
+}
+
+// With --direct-io, a driver that predates direct I/O answers EINVAL (an
+// unknown li_flags bit): that is reported like any refusal, not retried
+// without the flag. The user asked for direct I/O, EINVAL has other
+// causes too, and the ABI refuses unknown flags precisely so that a
+// caller never gets a different mapping than it asked for unawares.
 fn map(
     file: &OsStr,
     device: Option<&OsStr>,
-    readonly: bool,
+    opts: MapOptions,
     out: &mut impl Write,
+    warn: &mut impl Write,
 ) -> Result<(), Error> {
     let n = match device {
         Some(d) => Some(device::parse(d).ok_or_else(|| malformed(d))?),
@@ -98,16 +124,20 @@ fn map(
     let ctl = Control::open(Access::ReadWrite)?;
     let name = path.display();
     let mapping = match (n, device) {
-        (Some(n), Some(d)) => ctl.map_file_minor(n, &path, readonly).map_err(|e| {
+        (Some(n), Some(d)) => ctl.map_file_minor(n, &path, opts).map_err(|e| {
             change_error(
                 format!("could not map file {name} to {}", d.to_string_lossy()),
                 e,
             )
         }),
         _ => ctl
-            .map_file(&path, readonly)
+            .map_file(&path, opts)
             .map_err(|e| change_error(format!("could not map file {name}"), e)),
     }?;
+    if let Some(warning) = map_warning(&path, opts, &mapping) {
+        // A warning that cannot be written does not undo the mapping.
+        let _ = writeln!(warn, "lofiadm: {warning}");
+    }
     wait::for_node(mapping.number, &mapping.device, wait::NODE_TIMEOUT)?;
     if device.is_none() {
         writeln!(out, "{}", mapping.device).map_err(|e| Error::io("write error", &e))?;
@@ -182,6 +212,36 @@ mod tests {
 
     fn c(s: &str) -> Result<Target, String> {
         classify(OsStr::new(s)).map_err(|e| e.to_string())
+    }
+
+    fn mapping(direct_io: bool) -> Mapping {
+        Mapping {
+            number: 1,
+            device: "/dev/lofi/1".into(),
+            file: "/srv/a.img".into(),
+            readonly: false,
+            compressed: None,
+            direct_io,
+            block_size: 512,
+        }
+    }
+
+    #[test]
+    fn direct_io_refused_is_a_warning() {
+        let file = Path::new("/srv/a.img");
+        let dio = MapOptions {
+            readonly: false,
+            direct_io: true,
+        };
+        assert_eq!(
+            map_warning(file, dio, &mapping(false)).as_deref(),
+            Some("/srv/a.img: direct I/O is not available; mapped with buffered I/O")
+        );
+        assert_eq!(map_warning(file, dio, &mapping(true)), None);
+        let buffered = MapOptions::default();
+        assert_eq!(map_warning(file, buffered, &mapping(false)), None);
+        // Not asked for, yet given (no driver does): nothing to warn about.
+        assert_eq!(map_warning(file, buffered, &mapping(true)), None);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use nix::errno::Errno;
 
 use crate::device;
 use crate::error::{Error, NO_PERMISSION};
-use crate::uapi::{CTL_PATH, Cmd, LofiIoctl, ioctl};
+use crate::uapi::{BLOCK_SIZE_DEFAULT, CTL_PATH, Cmd, FLAG_DIRECT_IO, LofiIoctl, ioctl};
 
 /// One mapping as the driver reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,30 @@ pub struct Mapping {
     /// The compression algorithm of a compressed image (not supported by
     /// the driver yet, so always `None` today).
     pub compressed: Option<String>,
+    /// Whether the driver serves the mapping with direct I/O on the
+    /// backing file (`LOFI_FLAG_DIRECT_IO` in the returned `li_flags`).
+    pub direct_io: bool,
+    /// The device's logical block size in bytes: 512, or more when direct
+    /// I/O needs the backing file's alignment.
+    pub block_size: u32,
+}
+
+/// What a map command asks for besides the file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MapOptions {
+    /// `li_readonly`.
+    pub readonly: bool,
+    /// `LOFI_FLAG_DIRECT_IO` in `li_flags`.
+    pub direct_io: bool,
+}
+
+impl MapOptions {
+    fn apply(self, li: &mut LofiIoctl) {
+        li.li_readonly = self.readonly.into();
+        if self.direct_io {
+            li.li_flags |= FLAG_DIRECT_IO;
+        }
+    }
 }
 
 impl Mapping {
@@ -44,6 +68,12 @@ impl Mapping {
             file: PathBuf::from(OsString::from_vec(li.filename().to_vec())),
             readonly: li.li_readonly != 0,
             compressed,
+            direct_io: li.li_flags & FLAG_DIRECT_IO != 0,
+            // The driver always fills it in; 0 would be the default.
+            block_size: match li.li_block_size {
+                0 => BLOCK_SIZE_DEFAULT,
+                size => size,
+            },
         }
     }
 }
@@ -90,21 +120,23 @@ impl Control {
         ioctl(self.file.as_fd(), cmd, li)
     }
 
-    /// `LOFI_MAP_FILE`: map `file` at the lowest free N.
-    pub fn map_file(&self, file: &Path, readonly: bool) -> Result<Mapping, Errno> {
+    /// `LOFI_MAP_FILE`: map `file` at the lowest free N. The mapping
+    /// returned is what the driver made, which may lack direct I/O even
+    /// if it was asked for.
+    pub fn map_file(&self, file: &Path, opts: MapOptions) -> Result<Mapping, Errno> {
         let mut li = LofiIoctl::with_filename(file)?;
-        li.li_readonly = readonly.into();
+        opts.apply(&mut li);
         let n = self.call(Cmd::MapFile, &mut li)?;
         // The driver returns N both as the value and in li_minor.
         let n = u32::try_from(n).unwrap_or(li.li_minor);
         Ok(Mapping::from_ioctl(n, &li))
     }
 
-    /// `LOFI_MAP_FILE_MINOR`: map `file` at N.
-    pub fn map_file_minor(&self, n: u32, file: &Path, readonly: bool) -> Result<Mapping, Errno> {
+    /// `LOFI_MAP_FILE_MINOR`: map `file` at N (see [`Control::map_file`]).
+    pub fn map_file_minor(&self, n: u32, file: &Path, opts: MapOptions) -> Result<Mapping, Errno> {
         let mut li = LofiIoctl::with_filename(file)?;
         li.li_minor = n;
-        li.li_readonly = readonly.into();
+        opts.apply(&mut li);
         self.call(Cmd::MapFileMinor, &mut li)?;
         Ok(Mapping::from_ioctl(n, &li))
     }
@@ -203,6 +235,8 @@ mod tests {
                 file: "/srv/a.img".into(),
                 readonly: true,
                 compressed: None,
+                direct_io: false,
+                block_size: 512,
             }
         );
         // No devpath from the driver: the standard name.
@@ -211,5 +245,44 @@ mod tests {
         let m = Mapping::from_ioctl(9, &li);
         assert_eq!(m.device, "/dev/lofi/9");
         assert_eq!(m.compressed.as_deref(), Some("gzip"));
+    }
+
+    #[test]
+    fn direct_io_and_block_size_from_driver_output() {
+        let mut li = LofiIoctl::with_filename(Path::new("/srv/a.img")).unwrap();
+        li.li_flags = FLAG_DIRECT_IO;
+        li.li_block_size = 4096;
+        let m = Mapping::from_ioctl(1, &li);
+        assert!(m.direct_io);
+        assert_eq!(m.block_size, 4096);
+        // Flags lofiadm does not know are not direct I/O.
+        li.li_flags = !FLAG_DIRECT_IO;
+        li.li_block_size = 512;
+        let m = Mapping::from_ioctl(1, &li);
+        assert!(!m.direct_io);
+        assert_eq!(m.block_size, 512);
+        // 0 is the default size.
+        li.li_block_size = 0;
+        assert_eq!(Mapping::from_ioctl(1, &li).block_size, 512);
+    }
+
+    #[test]
+    fn map_options_fill_the_request() {
+        let mut li = LofiIoctl::default();
+        MapOptions::default().apply(&mut li);
+        assert_eq!((li.li_readonly, li.li_flags), (0, 0));
+        MapOptions {
+            readonly: true,
+            direct_io: true,
+        }
+        .apply(&mut li);
+        assert_eq!((li.li_readonly, li.li_flags), (1, FLAG_DIRECT_IO));
+        let mut li = LofiIoctl::default();
+        MapOptions {
+            readonly: false,
+            direct_io: true,
+        }
+        .apply(&mut li);
+        assert_eq!((li.li_readonly, li.li_flags), (0, FLAG_DIRECT_IO));
     }
 }

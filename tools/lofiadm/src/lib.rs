@@ -43,7 +43,7 @@ where
         }
     };
     let mut stdout = io::stdout().lock();
-    let result = commands::run(&cmd, &mut stdout).and_then(|()| {
+    let result = commands::run(&cmd, &mut stdout, &mut io::stderr()).and_then(|()| {
         stdout
             .flush()
             .map_err(|e| error::Error::io("write error", &e))

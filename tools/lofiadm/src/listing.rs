@@ -31,9 +31,12 @@ pub fn collect(ctl: &impl Queries) -> Result<Vec<Mapping>, Error> {
     Ok(mappings)
 }
 
-/// The Options column: `-`, or a comma-separated list of `Compressed(alg)`,
-/// `Readonly` (and `Labeled` once the driver has labeled mappings), in the
-/// illumos order.
+/// The Options column: `-`, or a comma-separated list without spaces, as
+/// illumos writes it. The order is fixed: first the illumos options in the
+/// illumos order, `Compressed(alg)`, `Readonly` (and `Labeled` once the
+/// driver has labeled mappings), then the options of lofi on Linux in the
+/// order they were added: `DirectIO`. A new option goes at the end, so
+/// that a column read by a script keeps its known prefixes.
 pub fn options(m: &Mapping) -> String {
     let mut opts = Vec::new();
     if let Some(alg) = &m.compressed {
@@ -41,6 +44,9 @@ pub fn options(m: &Mapping) -> String {
     }
     if m.readonly {
         opts.push("Readonly".to_string());
+    }
+    if m.direct_io {
+        opts.push("DirectIO".to_string());
     }
     if opts.is_empty() {
         "-".to_string()
@@ -91,6 +97,8 @@ fn padded(out: &mut Vec<u8>, s: &[u8], width: usize) {
 /// - `readonly` (boolean)
 /// - `compressed` (string or null): the compression algorithm
 /// - `labeled` (boolean): always false until lofi supports labels
+/// - `direct_io` (boolean): the driver serves it with direct I/O
+/// - `block_size` (integer): the device's logical block size in bytes
 pub fn json(mappings: &[Mapping]) -> String {
     let items: Vec<_> = mappings
         .iter()
@@ -102,6 +110,8 @@ pub fn json(mappings: &[Mapping]) -> String {
                 "readonly": m.readonly,
                 "compressed": m.compressed,
                 "labeled": false,
+                "direct_io": m.direct_io,
+                "block_size": m.block_size,
             })
         })
         .collect();
@@ -124,6 +134,8 @@ mod tests {
             file: PathBuf::from(file),
             readonly,
             compressed: None,
+            direct_io: false,
+            block_size: 512,
         }
     }
 
@@ -196,19 +208,40 @@ mod tests {
         assert_eq!(options(&m), "Compressed(gzip),Readonly");
         m.readonly = false;
         assert_eq!(options(&m), "Compressed(gzip)");
+        // DirectIO comes after the illumos options.
+        m.direct_io = true;
+        assert_eq!(options(&m), "Compressed(gzip),DirectIO");
+        m.readonly = true;
+        assert_eq!(options(&m), "Compressed(gzip),Readonly,DirectIO");
+        m.compressed = None;
+        assert_eq!(options(&m), "Readonly,DirectIO");
+        m.readonly = false;
+        assert_eq!(options(&m), "DirectIO");
+        // The block size is not an option.
+        m.direct_io = false;
+        m.block_size = 4096;
+        assert_eq!(options(&m), "-");
     }
 
     #[test]
     fn table_has_the_illumos_format() {
+        let mut dio = mapping(3, "/srv/db.img", false);
+        dio.direct_io = true;
+        let mut ro_dio = mapping(4, "/srv/ro.img", true);
+        ro_dio.direct_io = true;
         let ms = [
             mapping(1, "/var/tmp/disk.img", false),
             mapping(2, "/srv/iso/install.iso", true),
+            dio,
+            ro_dio,
             mapping(12, "/a/file/name/longer/than/thirty/bytes.img", false),
         ];
         let want = "\
 Block Device             File                          \tOptions
 /dev/lofi/1              /var/tmp/disk.img             \t-
 /dev/lofi/2              /srv/iso/install.iso          \tReadonly
+/dev/lofi/3              /srv/db.img                   \tDirectIO
+/dev/lofi/4              /srv/ro.img                   \tReadonly,DirectIO
 /dev/lofi/12             /a/file/name/longer/than/thirty/bytes.img\t-
 ";
         assert_eq!(String::from_utf8(table(&ms)).unwrap(), want);
@@ -234,16 +267,24 @@ Block Device             File                          \tOptions
     fn json_fields() {
         let mut ro = mapping(2, "/srv/iso/\"quoted\"\\.iso", true);
         ro.compressed = Some("lzma".into());
-        let text = json(&[mapping(1, "/var/tmp/disk.img", false), ro]);
+        let mut dio = mapping(3, "/srv/db.img", false);
+        dio.direct_io = true;
+        dio.block_size = 4096;
+        let text = json(&[mapping(1, "/var/tmp/disk.img", false), ro, dio]);
         assert!(text.ends_with('\n'));
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
             v,
             serde_json::json!([
                 {"device": "/dev/lofi/1", "number": 1, "file": "/var/tmp/disk.img",
-                 "readonly": false, "compressed": null, "labeled": false},
+                 "readonly": false, "compressed": null, "labeled": false,
+                 "direct_io": false, "block_size": 512},
                 {"device": "/dev/lofi/2", "number": 2, "file": "/srv/iso/\"quoted\"\\.iso",
-                 "readonly": true, "compressed": "lzma", "labeled": false},
+                 "readonly": true, "compressed": "lzma", "labeled": false,
+                 "direct_io": false, "block_size": 512},
+                {"device": "/dev/lofi/3", "number": 3, "file": "/srv/db.img",
+                 "readonly": false, "compressed": null, "labeled": false,
+                 "direct_io": true, "block_size": 4096},
             ])
         );
         assert_eq!(json(&[]), "[]\n");

@@ -53,6 +53,9 @@ fn usage_errors_exit_2_with_the_usage_on_stderr() {
         &["-x"],
         &["-a"],
         &["--bogus"],
+        &["--direct-io"],
+        &["--direct-io", "img"],
+        &["--direct-io=yes", "-a", "img"],
     ] {
         let out = lofiadm(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -110,6 +113,11 @@ fn map_checks_the_file_before_the_driver() {
             name("dir")
         ),
     );
+    // The same checks with --direct-io.
+    assert_error(
+        &lofiadm_in(&d, &["--direct-io", "-a", "odd.img"]),
+        &format!("size of {} is not a multiple of 512", name("odd.img")),
+    );
     assert_error(
         &lofiadm(&["-a", "/dev/null"]),
         "/dev/null is a character device: lofi maps regular files and block devices only",
@@ -155,6 +163,7 @@ fn without_the_driver_the_control_device_is_missing() {
     let d = scratch("no-driver");
     fs::write(d.join("ok.img"), vec![0u8; 4096]).unwrap();
     assert_error(&lofiadm_in(&d, &["-a", "ok.img"]), missing);
+    assert_error(&lofiadm_in(&d, &["--direct-io", "-a", "ok.img"]), missing);
 }
 
 /// The listing's row format is C's `printf("%-20s     %-30s\t%s\n", ...)`:
@@ -163,21 +172,24 @@ fn without_the_driver_the_control_device_is_missing() {
 fn listing_rows_match_printf() {
     use lofiadm::control::Mapping;
     let mappings: Vec<Mapping> = [
-        (1, "/var/tmp/disk.img", false),
-        (23, "/srv/iso/install.iso", true),
+        (1, "/var/tmp/disk.img", false, false),
+        (23, "/srv/iso/install.iso", true, true),
         (
             4567,
             "/a/file/name/that/is/much/longer/than/thirty/bytes.img",
             false,
+            true,
         ),
     ]
     .into_iter()
-    .map(|(n, f, ro)| Mapping {
+    .map(|(n, f, ro, dio)| Mapping {
         number: n,
         device: format!("/dev/lofi/{n}"),
         file: f.into(),
         readonly: ro,
         compressed: None,
+        direct_io: dio,
+        block_size: 512,
     })
     .collect();
     let mut args = vec!["%-20s     %-30s\\t%s\\n".to_string()];
