@@ -252,10 +252,12 @@ const BLK_FEAT_FUA: bindings::blk_features_t = 1 << 1;
 const _: () = assert!(bindings::BLK_FEAT_ROTATIONAL == 1 << 2);
 
 /// The driver data of every request: its link in a [`Lane`] while it is
-/// punted, and the driver's own state.
+/// punted, the status a worker served it with (for the completion on the
+/// submitting CPU), and the driver's own state.
 #[repr(C)]
 struct Pdu<C> {
     next: UnsafeCell<*mut bindings::request>,
+    served: UnsafeCell<Option<BlkStatus>>,
     cmd: C,
 }
 
@@ -800,6 +802,16 @@ impl<T: DiskOps> RequestRef<T> {
         unsafe { bindings::blk_mq_end_request(self.rq.as_ptr(), status.0) };
     }
 
+    /// Completes a request that a worker served with `status`: blk-mq ends
+    /// it on the submitting CPU.
+    fn complete_served(self, status: BlkStatus) {
+        // SAFETY: The request's one user (its worker) records the status
+        // for the completion, which reads it after `complete` hands the
+        // request over.
+        unsafe { *(*self.pdu()).served.get() = Some(status) };
+        self.complete();
+    }
+
     /// Completes a request whose asynchronous I/O is done: blk-mq ends it
     /// with the status [`DiskOps::complete`] returns, on the submitting
     /// CPU. Callable in any context (an I/O completion interrupt).
@@ -850,7 +862,9 @@ impl<T: DiskOps> WorkItem for Lane<T> {
         while let Some(rq) = lane.pop() {
             let disposition = T::submit(&rq.data(), &rq, Submit::Worker);
             match disposition {
-                Disposition::Done(status) => rq.end(status),
+                // Ended on the CPU that submitted it, as the requests of
+                // asynchronous I/O are: its caches are the waiter's.
+                Disposition::Done(status) => rq.complete_served(status),
                 Disposition::InFlight => {}
                 // A worker has nowhere to punt to.
                 Disposition::Punt => rq.end(BlkStatus::IO_ERROR),
@@ -1110,7 +1124,13 @@ impl<T: DiskOps> OpsTable<T> {
             rq: unsafe { NonNull::new_unchecked(rq) },
             _ops: PhantomData,
         };
-        let status = T::complete(&rq.data(), &rq);
+        // SAFETY: The completion is the request's one user; `served` was
+        // written by the worker that completed it, if one did.
+        let served = unsafe { (*(*rq.pdu()).served.get()).take() };
+        let status = match served {
+            Some(status) => status,
+            None => T::complete(&rq.data(), &rq),
+        };
         rq.end(status);
     }
 
@@ -1132,6 +1152,7 @@ impl<T: DiskOps> OpsTable<T> {
         unsafe {
             core::ptr::write(&raw mut (*pdu).cmd, T::new_cmd());
             core::ptr::write(&raw mut (*pdu).next, UnsafeCell::new(core::ptr::null_mut()));
+            core::ptr::write(&raw mut (*pdu).served, UnsafeCell::new(None));
         };
         0
     }
