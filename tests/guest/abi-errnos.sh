@@ -4,8 +4,9 @@
 # tests/guest/prog/lofi_abi_test.c has one case per errno and per success
 # path (ENOTTY, EPERM, EFAULT, EINVAL, ERANGE, ENOENT, EACCES, EBUSY,
 # EEXIST, ENXIO, EINTR, read-only mappings, li_cleanup, the map fields
-# reserved for extensions (li_flags, li_block_size, li_offset,
-# li_sizelimit: EINVAL unless default on a map, ignored otherwise), the
+# (li_flags, li_block_size, li_offset, li_sizelimit: EINVAL unless default
+# or LOFI_FLAG_DIRECT_IO on a map, ignored otherwise; a direct map returns
+# li_flags 0 or LOFI_FLAG_DIRECT_IO and its block size), the
 # reserved LOFI_SET_CAPACITY (ENOTTY), forced unmap with LOFI_DKIOCSTATE,
 # HDIO_GETGEO) and runs them all.  Around it, at shell level:
 # a file on a read-only mount maps read-only (EROFS fallback) and cannot be

@@ -6,7 +6,9 @@
 # names of every kind (no NUL, relative, empty, PATH_MAX-1 bytes, every file
 # type, lofi devices), minors 0, max, max+1, 2^32-1, bad user pointers
 # (EFAULT), read-only control files (EPERM), forced and detach-at-last-close
-# unmaps of open devices. Every result must be the one the documentation
+# unmaps of open devices, maps asking for direct I/O (LOFI_FLAG_DIRECT_IO:
+# granted or refused, the queries and the disk's block size must agree
+# with what the map returned; some must have been made). Every result must be the one the documentation
 # gives for that input (see tests/guest/prog/lofi_fuzz.c), and afterwards
 # the mappings listed by the driver must be exactly those of the fuzzer's
 # model (what its successful calls made), which it writes to model.list.
@@ -44,6 +46,8 @@ trap cleanup EXIT
 
 total_calls=0
 total_unexpected=0
+direct_asked=0
+direct_granted=0
 errnos=
 failures=()
 # run NAME BINARY CALLS SEED LIMIT: one fuzzer run (at most LIMIT seconds) in ./NAME; checks its report
@@ -84,6 +88,9 @@ run() {
 	[ "$(result "$name.out" calls)" -ge "$n" ] || failures+=("$name made $(result "$name.out" calls) calls, want $n")
 	[ "$(result "$name.out" maps)" -gt 0 ] || failures+=("$name mapped nothing")
 	[ "$(result "$name.out" unmaps)" -gt 0 ] || failures+=("$name unmapped nothing")
+	[ "$(result "$name.out" direct-asked)" -gt 0 ] 2>/dev/null || failures+=("$name made no map asking for direct I/O")
+	direct_asked=$((direct_asked + $(result "$name.out" direct-asked)))
+	direct_granted=$((direct_granted + $(result "$name.out" direct-granted)))
 	[ -f "$name/model.list" ] || fail "$name wrote no model.list"
 	# The mappings are exactly what the fuzzer's successful calls made.
 	[ "$(result "$name.out" mappings)" -gt 0 ] || failures+=("$name left no mapping: the comparison proves little")
@@ -120,7 +127,7 @@ unload_lofi
 errnos=$(echo "$errnos" | tr ',' '\n' | awk -F: '$1 != "none" && $1 != "" { n[$1] += $2 }
 	END { for (e in n) print e ":" n[e] }' | sort -t: -k2,2nr | paste -sd, -)
 figure ioctl-fuzz calls="$total_calls" unexpected="$total_unexpected" errnos-seen="${errnos:-none}" \
-	seconds="$elapsed" seed="$seed"
+	direct-maps="$direct_granted/$direct_asked" seconds="$elapsed" seed="$seed"
 if [ ${#failures[@]} -gt 0 ]; then
 	printf 'FAIL: %s\n' "${failures[@]}"
 	fail "${failures[0]}"

@@ -2,9 +2,9 @@
 /*
  * lofi_abi_test: the user-space contract of /dev/lofictl and /dev/lofi/N,
  * case by case: every errno of the driver contract, the success paths,
- * li_cleanup, the map fields reserved for extensions (li_flags,
- * li_block_size, li_offset, li_sizelimit), forced unmap with
- * LOFI_DKIOCSTATE, EINTR and HDIO_GETGEO.
+ * li_cleanup, the map fields (li_flags: LOFI_FLAG_DIRECT_IO, the rest
+ * reserved for extensions like li_block_size, li_offset, li_sizelimit),
+ * forced unmap with LOFI_DKIOCSTATE, EINTR and HDIO_GETGEO.
  *
  * usage: lofi_abi_test [--max N] SCRATCH_DIR [CASE...]
  *
@@ -949,10 +949,10 @@ static void c_einval_reserved(void)
 
 /*
  * The map commands' fields reserved for extensions: a flag bit outside
- * LOFI_FLAGS_KNOWN, a block size other than 0 and 512, a non-zero
- * li_offset or li_sizelimit is EINVAL, checked after li_reserved and
- * before the path is looked at (so before ERANGE, lookup errors, EBUSY and
- * EEXIST).
+ * LOFI_FLAGS_KNOWN (also next to LOFI_FLAG_DIRECT_IO, which is known), a
+ * block size other than 0 and 512, a non-zero li_offset or li_sizelimit is
+ * EINVAL, checked after li_reserved and before the path is looked at (so
+ * before ERANGE, lookup errors, EBUSY and EEXIST).
  */
 static void check_disk(const char *what, int n, long long size);
 
@@ -963,8 +963,9 @@ struct map_field_case {
 };
 
 static const struct map_field_case bad_map_fields[] = {
-	{ "li_flags bit 0", 1u << 0, 0, 0, 0 },
 	{ "li_flags bit 1", 1u << 1, 0, 0, 0 },
+	{ "li_flags LOFI_FLAG_DIRECT_IO and bit 1", LOFI_FLAG_DIRECT_IO | 1u << 1, 0, 0, 0 },
+	{ "li_flags LOFI_FLAG_DIRECT_IO and bit 31", LOFI_FLAG_DIRECT_IO | 1u << 31, 0, 0, 0 },
 	{ "li_flags bit 31", 1u << 31, 0, 0, 0 },
 	{ "li_flags all bits", 0xffffffffu, 0, 0, 0 },
 	{ "li_block_size 1", 0, 1, 0, 0 },
@@ -987,6 +988,9 @@ static const struct map_field_case bad_map_fields[] = {
 	{ "li_sizelimit 2^64-1", 0, 0, 0, ~0ULL },
 	{ "li_block_size 512 and li_offset 512", 0, 512, 512, 0 },
 	{ "li_block_size 4096, li_offset and li_sizelimit 4096", 0, 4096, 4096, 4096 },
+	/* Direct I/O raises the block size itself: li_block_size stays 0 or 512 on input. */
+	{ "LOFI_FLAG_DIRECT_IO and li_block_size 4096", LOFI_FLAG_DIRECT_IO, 4096, 0, 0 },
+	{ "LOFI_FLAG_DIRECT_IO and li_offset 4096", LOFI_FLAG_DIRECT_IO, 0, 4096, 0 },
 };
 #define NBAD_MAP_FIELDS (sizeof(bad_map_fields) / sizeof(bad_map_fields[0]))
 
@@ -1194,6 +1198,145 @@ static void c_map_fields_ignored(void)
 	close(fd);
 	CHECK(wait_disk(n, 0, 10), "/sys/block/lofi%d still exists 10 s after its last close", n);
 	expect_unmapped("GET_FILENAME after the last close", n);
+}
+
+/*
+ * LOFI_FLAG_DIRECT_IO (a known flag): a map asking for it succeeds, also
+ * read-only, by N and with li_block_size 512, and returns li_flags
+ * LOFI_FLAG_DIRECT_IO (granted) or 0 (the backing file cannot do direct
+ * I/O: the mapping is buffered), never another bit; li_block_size is then
+ * the disk's logical block size (BLKSSZGET): 512 when buffered, a power of
+ * two from 512 to 4096 with direct I/O. GET_FILENAME and GET_MINOR return
+ * the same. A block written with O_DIRECT in units of it reads back, and a
+ * plain map next to a direct one still returns the defaults.
+ */
+static void check_direct_fields(const char *what, const struct lofi_ioctl *li)
+{
+	uint32_t bs = li->li_block_size;
+
+	CHECK(li->li_flags == 0 || li->li_flags == LOFI_FLAG_DIRECT_IO,
+	      "%s: li_flags: got %#x want 0 or LOFI_FLAG_DIRECT_IO (%#x)", what, li->li_flags,
+	      LOFI_FLAG_DIRECT_IO);
+	if (li->li_flags & LOFI_FLAG_DIRECT_IO)
+		CHECK(bs == 512 || bs == 1024 || bs == 2048 || bs == 4096,
+		      "%s: li_block_size with direct I/O: got %u want 512, 1024, 2048 or 4096", what, bs);
+	else
+		CHECK(bs == LOFI_BLOCK_SIZE_DEFAULT, "%s: li_block_size of a buffered mapping: got %u want %d",
+		      what, bs, LOFI_BLOCK_SIZE_DEFAULT);
+	CHECK(li->li_offset == 0, "%s: li_offset: got %llu want 0", what, (unsigned long long)li->li_offset);
+	CHECK(li->li_sizelimit == 0, "%s: li_sizelimit: got %llu want 0", what,
+	      (unsigned long long)li->li_sizelimit);
+}
+
+static void c_direct_io(void)
+{
+	static const struct {
+		const char *what;
+		int ro, by_minor;
+		uint32_t block_size;
+	} modes[] = {
+		{ "MAP_FILE with LOFI_FLAG_DIRECT_IO", 0, 0, 0 },
+		{ "read-only MAP_FILE with LOFI_FLAG_DIRECT_IO", 1, 0, 0 },
+		{ "MAP_FILE_MINOR with LOFI_FLAG_DIRECT_IO and li_block_size 512", 0, 1, 512 },
+	};
+	struct lofi_ioctl li, q;
+	path_t a = sp("a"), b = sp("b"), dev;
+	char *buf = alloc_aligned(8192), *back = alloc_aligned(8192), what[160];
+	int granted = -1, gbs = 0, fd, ssz, nb;
+	size_t i;
+	long r;
+
+	if (!buf || !back || make_file(a.p, MiB) || make_file(b.p, MiB))
+		goto out;
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		li_init(&li, a.p);
+		li.li_flags = LOFI_FLAG_DIRECT_IO;
+		li.li_readonly = modes[i].ro;
+		li.li_block_size = modes[i].block_size;
+		li.li_minor = modes[i].by_minor ? (uint32_t)max_minor : 0;
+		r = xioctl(modes[i].what, ctlfd, modes[i].by_minor ? LOFI_MAP_FILE_MINOR : LOFI_MAP_FILE, &li, 0);
+		if (r <= 0)
+			continue;
+		CHECK(li.li_minor == (uint32_t)r, "%s: li_minor: got %u want %ld", modes[i].what, li.li_minor, r);
+		CHECK(li.li_readonly == (uint32_t)modes[i].ro, "%s: li_readonly: got %u want %d", modes[i].what,
+		      li.li_readonly, modes[i].ro);
+		check_direct_fields(modes[i].what, &li);
+		/* The backing file is the same each time: so is the outcome. */
+		if (granted < 0) {
+			granted = !!(li.li_flags & LOFI_FLAG_DIRECT_IO);
+			gbs = (int)li.li_block_size;
+		} else {
+			CHECK(granted == !!(li.li_flags & LOFI_FLAG_DIRECT_IO) && gbs == (int)li.li_block_size,
+			      "%s: li_flags %#x, li_block_size %u; the first map of the same file got %#x, %d",
+			      modes[i].what, li.li_flags, li.li_block_size, granted ? LOFI_FLAG_DIRECT_IO : 0, gbs);
+		}
+		dev = devpath_of((int)r);
+		CHECK(wait_node(dev.p, 1, 10), "%s: %s is not a block device", modes[i].what, dev.p);
+
+		/* The queries report what the map returned. */
+		li_init(&q, NULL);
+		q.li_minor = (uint32_t)r;
+		snprintf(what, sizeof(what), "GET_FILENAME after %s", modes[i].what);
+		if (xioctl(what, ctlro, LOFI_GET_FILENAME, &q, 0) == 0) {
+			check_direct_fields(what, &q);
+			CHECK(q.li_flags == li.li_flags && q.li_block_size == li.li_block_size,
+			      "%s: li_flags %#x, li_block_size %u; the map returned %#x, %u", what, q.li_flags,
+			      q.li_block_size, li.li_flags, li.li_block_size);
+		}
+		li_init(&q, a.p);
+		snprintf(what, sizeof(what), "GET_MINOR after %s", modes[i].what);
+		if (xioctl(what, ctlro, LOFI_GET_MINOR, &q, 0) == 0)
+			CHECK(q.li_minor == (uint32_t)r && q.li_flags == li.li_flags &&
+				      q.li_block_size == li.li_block_size,
+			      "%s: N %u, li_flags %#x, li_block_size %u; the map returned %ld, %#x, %u", what,
+			      q.li_minor, q.li_flags, q.li_block_size, r, li.li_flags, li.li_block_size);
+
+		/* The disk has that logical block size, and O_DIRECT in its units works. */
+		fd = open(dev.p, (modes[i].ro ? O_RDONLY : O_RDWR) | O_DIRECT);
+		if (expect_errno("open the direct mapping's disk with O_DIRECT", fd, errno, 0)) {
+			size_t bs = li.li_block_size;
+
+			ssz = 0;
+			if (xioctl("BLKSSZGET", fd, BLKSSZGET, &ssz, 0) == 0)
+				CHECK(ssz == (int)li.li_block_size, "%s: BLKSSZGET: got %d, li_block_size %u",
+				      modes[i].what, ssz, li.li_block_size);
+			if (!modes[i].ro && bs >= 512 && bs <= 4096) {
+				memset(buf, 0x5a + (int)i, 2 * bs);
+				memset(back, 0, 2 * bs);
+				if (pwrite(fd, buf, 2 * bs, (off_t)bs) != (ssize_t)(2 * bs))
+					failf("%s: O_DIRECT write of 2 blocks of %zu: %s", modes[i].what, bs,
+					      ename(errno));
+				else if (fsync(fd) < 0)
+					failf("%s: fsync: %s", modes[i].what, ename(errno));
+				else if (pread(fd, back, 2 * bs, (off_t)bs) != (ssize_t)(2 * bs))
+					failf("%s: O_DIRECT read of 2 blocks of %zu: %s", modes[i].what, bs,
+					      ename(errno));
+				else
+					CHECK(memcmp(buf, back, 2 * bs) == 0, "%s: the blocks written did not read back",
+					      modes[i].what);
+			} else if (bs >= 512 && bs <= 4096) {
+				if (pread(fd, back, bs, 0) != (ssize_t)bs)
+					failf("%s: O_DIRECT read of a block of %zu: %s", modes[i].what, bs,
+					      ename(errno));
+			}
+			close(fd);
+		}
+		/* A plain map beside it has the defaults. */
+		if (i == 0) {
+			nb = map_ok("plain MAP_FILE beside a direct mapping", b.p, 0, NULL);
+			if (nb)
+				unmap_ok("unmap the plain mapping", nb);
+		}
+		unmap_ok("unmap the direct mapping", (int)r);
+	}
+	if (granted >= 0)
+		printf("# direct_io: %s for %s\n",
+		       granted ? "granted" : "refused (mapped with buffered I/O)", scratch);
+	if (granted > 0)
+		printf("# direct_io: logical block size %d\n", gbs);
+out:
+	free(buf);
+	free(back);
 }
 
 static void c_einval_filename(void)
@@ -2550,6 +2693,7 @@ static const struct test_case cases[] = {
 	{ "einval_reserved", c_einval_reserved, 0 },
 	{ "einval_map_fields", c_einval_map_fields, 0 },
 	{ "map_fields_ignored", c_map_fields_ignored, 0 },
+	{ "direct_io", c_direct_io, 0 },
 	{ "einval_filename", c_einval_filename, 0 },
 	{ "einval_file_types", c_einval_file_types, 0 },
 	{ "einval_size", c_einval_size, 0 },

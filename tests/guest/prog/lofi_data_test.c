@@ -29,8 +29,10 @@
  * verify-pattern: checks FILE alone (e.g. after the unmap) for the
  *   pattern of the same seed and size.
  *
- * --direct opens DEV with O_DIRECT (4096-aligned buffers); --buffered (the
- * default) goes through the page cache. Exit status 0 when everything
+ * --direct opens DEV with O_DIRECT (4096-aligned buffers; the random writes'
+ * offsets and sizes are then multiples of DEV's logical block size, which
+ * lofi's direct I/O mode may raise to 4096); --buffered (the default) goes
+ * through the page cache. Exit status 0 when everything
  * matched, 1 on the first mismatches (up to 10 reported) or an I/O error,
  * 2 on usage errors.
  */
@@ -66,12 +68,15 @@
 #define NSCATTER 32		/* sampled mode: scattered 1 MiB chunks */
 #define ZERO_LEN (256 * KiB)	/* sampled mode: gaps that must stay zero */
 #define MAX_REPORTS 10
+#define ALIGN 4096u		/* sampled regions: aligned for any logical block size */
 
 #define MAGIC_PATTERN 0x4e5441504946 /* "FIPATN" */
 #define MAGIC_RANDOM 0x444e41524946 /* "FIRAND" */
 
 static int reports;
 static int direct;
+/* Sectors per logical block of DEV with --direct (O_DIRECT alignment), else 1. */
+static uint64_t unit = 1;
 
 __attribute__((noreturn))
 static void usage(void)
@@ -218,10 +223,17 @@ static uint64_t size_of(int fd, const char *path)
 
 static int open_dev(const char *dev, int flags)
 {
-	int fd = open(dev, flags | (direct ? O_DIRECT : 0));
+	int fd = open(dev, flags | (direct ? O_DIRECT : 0)), lbs;
 
 	if (fd < 0)
 		die("open %s%s: %s", dev, direct ? " (O_DIRECT)" : "", strerror(errno));
+	if (direct) {
+		if (ioctl(fd, BLKSSZGET, &lbs) < 0)
+			die("BLKSSZGET %s: %s", dev, strerror(errno));
+		if (lbs < (int)SECTOR || lbs > 4096 || lbs % SECTOR)
+			die("%s: logical block size %d is not 512 .. 4096", dev, lbs);
+		unit = (uint64_t)lbs / SECTOR;
+	}
 	return fd;
 }
 
@@ -267,10 +279,10 @@ static void pattern_regions(uint64_t size, uint64_t seed, struct region *r, int 
 		r[(*nr)++] = (struct region){ 4 * GiB - MiB / 2, MiB };
 	/* One chunk in each of NSCATTER slots between the edges; the first
 	 * ZERO_LEN bytes of each slot are left alone. */
-	slot = (size - 2 * EDGE) / NSCATTER / SECTOR * SECTOR;
+	slot = (size - 2 * EDGE) / NSCATTER / ALIGN * ALIGN;
 	for (k = 0; k < NSCATTER; k++) {
 		base = EDGE + k * slot;
-		jitter = (ZERO_LEN * 2 + mix64(seed ^ (uint64_t)k) % (slot - 2 * MiB)) / SECTOR * SECTOR;
+		jitter = (ZERO_LEN * 2 + mix64(seed ^ (uint64_t)k) % (slot - 2 * MiB)) / ALIGN * ALIGN;
 		r[(*nr)++] = (struct region){ base + jitter, MiB };
 		z[(*nz)++] = (struct region){ base, ZERO_LEN };
 	}
@@ -471,16 +483,20 @@ static int cmd_random(const char *dev, const char *file, uint64_t seed, long ite
 		die("out of memory for %" PRIu64 " sectors", sectors);
 	rng_state = seed;
 
+	if (sectors % unit)
+		die("%s: size %" PRIu64 " is not a multiple of its logical block size %" PRIu64, dev, size,
+		    unit * SECTOR);
 	for (it = 1; it <= iterations; it++) {
-		nsec = 1 + rnd() % (CHUNK / SECTOR);
+		/* In units of unit sectors (1 unless O_DIRECT on a larger block size). */
+		nsec = unit * (1 + rnd() % (CHUNK / SECTOR / unit));
 		if (nsec > sectors)
 			nsec = sectors;
 		if (sectors > four_g + 2 * CHUNK / SECTOR && it == 1)
-			start = four_g - nsec / 2; /* straddles 4 GiB */
+			start = (four_g - nsec / 2) / unit * unit; /* straddles 4 GiB */
 		else if (sectors > four_g + 2 * CHUNK / SECTOR && it % 2 == 0)
-			start = four_g + rnd() % (sectors - four_g - nsec + 1);
+			start = four_g + unit * (rnd() % ((sectors - four_g - nsec) / unit + 1));
 		else
-			start = rnd() % (sectors - nsec + 1);
+			start = unit * (rnd() % ((sectors - nsec) / unit + 1));
 		for (i = 0; i < nsec; i++)
 			fill_sector(buf + i * SECTOR, MAGIC_RANDOM, start + i, seed, (uint64_t)it);
 		full_pwrite(fd, dev, buf, (size_t)(nsec * SECTOR), start * SECTOR);

@@ -38,8 +38,12 @@
  *    commands a flag bit outside LOFI_FLAGS_KNOWN, a block size other than
  *    0 and 512, a non-zero offset or size limit is EINVAL (after the
  *    li_reserved check, before the path is looked at); the other commands
- *    ignore them; the maps and the mapping queries return li_flags 0,
- *    li_block_size 512, li_offset 0 and li_sizelimit 0;
+ *    ignore them; the maps and the mapping queries return li_offset 0 and
+ *    li_sizelimit 0, and li_flags 0 with li_block_size 512, except for a
+ *    map that asked for LOFI_FLAG_DIRECT_IO (one plausible map in seven
+ *    does): it returns li_flags 0 (refused: buffered, li_block_size 512) or
+ *    LOFI_FLAG_DIRECT_IO (granted: li_block_size 512 .. 4096, a power of
+ *    two), and the queries and BLKSSZGET of its disk then report the same;
  *  - bad arguments: NULL, (void *)1, a PROT_NONE page, a kernel address, a
  *    structure straddling into a PROT_NONE page (all EFAULT when the
  *    structure is read), and a readable but read-only structure or one
@@ -113,8 +117,11 @@
  * ("N /dev/lofi/N ro|rw FILENAME" for every mapping), clears the immutable
  * flag of its fixture and prints a last line
  *   RESULT calls=N unexpected=N maps=N unmaps=N ebusy=N udev-waits=N
- *          udev-held=N gone-pairs=N mappings=N seed=S errnos=EINVAL:n,...
- * (maps and unmaps: successful ones; mappings: those left, in model.list).
+ *          udev-held=N gone-pairs=N mappings=N direct-asked=N
+ *          direct-granted=N seed=S errnos=EINVAL:n,...
+ * (maps and unmaps: successful ones; mappings: those left, in model.list;
+ * direct-asked: successful maps that asked for LOFI_FLAG_DIRECT_IO,
+ * direct-granted: those that got it).
  * Exit status 0 iff nothing unexpected happened and the model matched; 1
  * otherwise; 2 on a usage or setup error.
  *
@@ -168,6 +175,7 @@ enum { C_MAP, C_MAP_MINOR, C_UNMAP, C_UNMAP_MINOR, C_GET_FILENAME, C_GET_MINOR, 
 
 static unsigned long long seed;
 static long long calls, unexpected, maps, unmaps, ebusy, udev_waits, skipped, opens;
+static long long direct_asked, direct_granted;
 static long long ok_calls, errcounts[256];
 static int printed, trace;
 static int no_resync;		/* probe_removing(): the device goes meanwhile */
@@ -378,6 +386,8 @@ struct slot {
 	dev_t fdev;		/* identity of the backing file */
 	ino_t fino;
 	dev_t devt;		/* the disk's dev_t */
+	uint32_t flags;		/* li_flags and li_block_size the map returned */
+	uint32_t bs;
 	uint64_t sectors;
 	int held;		/* descriptors of /dev/lofi/N the fuzzer holds */
 };
@@ -462,6 +472,8 @@ static void slot_set(unsigned n, const char *name, int ro, uint64_t sectors)
 	}
 	slots[n].sectors = sectors;
 	slots[n].devt = node_devt(n);
+	slots[n].flags = 0;
+	slots[n].bs = LOFI_BLOCK_SIZE_DEFAULT;
 }
 
 static int live_count(void)
@@ -1101,11 +1113,29 @@ static int reserved_set(const struct lofi_ioctl *li)
 	return 0;
 }
 
-/* What the maps and the mapping queries return in the map fields. */
-static int map_fields_default(const struct lofi_ioctl *li)
+/*
+ * What a successful map returns in the map fields, asked for IN: no offset
+ * or size limit; li_flags 0 and li_block_size 512, or, if IN asked for
+ * direct I/O and got it, LOFI_FLAG_DIRECT_IO and a block size of 512 ..
+ * 4096 (the backing file's direct-I/O alignment).
+ */
+static int map_fields_ok(const struct lofi_ioctl *in, const struct lofi_ioctl *out)
 {
-	return li->li_flags == 0 && li->li_block_size == LOFI_BLOCK_SIZE_DEFAULT && li->li_offset == 0 &&
-	       li->li_sizelimit == 0;
+	uint32_t bs = out->li_block_size;
+
+	if (out->li_offset != 0 || out->li_sizelimit != 0)
+		return 0;
+	if (out->li_flags == 0)
+		return bs == LOFI_BLOCK_SIZE_DEFAULT;
+	return out->li_flags == LOFI_FLAG_DIRECT_IO && (in->li_flags & LOFI_FLAG_DIRECT_IO) &&
+	       (bs == 512 || bs == 1024 || bs == 2048 || bs == 4096);
+}
+
+/* What the mapping queries return in the map fields: what N's map returned. */
+static int map_fields_of(unsigned n, const struct lofi_ioctl *out)
+{
+	return out->li_flags == slots[n].flags && out->li_block_size == slots[n].bs && out->li_offset == 0 &&
+	       out->li_sizelimit == 0;
 }
 
 static void describe_call(char *buf, size_t len, int ci, int fdk, int ptr,
@@ -1171,7 +1201,7 @@ static int ctl_call(int ci, int fdk, int ptr, struct lofi_ioctl *li, const char 
 		case C_MAP:
 		case C_MAP_MINOR:
 			bad = r != (int)e.n || out->li_minor != e.n || out->li_readonly != (uint32_t)e.ro ||
-			      strcmp(out->li_devpath, devpath) != 0 || !map_fields_default(out);
+			      strcmp(out->li_devpath, devpath) != 0 || !map_fields_ok(li, out);
 			break;
 		case C_UNMAP:
 		case C_UNMAP_MINOR:
@@ -1181,17 +1211,26 @@ static int ctl_call(int ci, int fdk, int ptr, struct lofi_ioctl *li, const char 
 			bad = r != 0 || out->li_readonly != (uint32_t)e.ro ||
 			      strcmp(out->li_devpath, devpath) != 0 ||
 			      !memchr(out->li_filename, 0, sizeof(out->li_filename)) ||
-			      strcmp(out->li_filename, slots[e.n].name) != 0 || !map_fields_default(out);
+			      strcmp(out->li_filename, slots[e.n].name) != 0 || !map_fields_of(e.n, out);
 			break;
 		case C_GET_MINOR:
 			bad = r != 0 || out->li_minor != e.n || out->li_readonly != (uint32_t)e.ro ||
-			      strcmp(out->li_devpath, devpath) != 0 || !map_fields_default(out);
+			      strcmp(out->li_devpath, devpath) != 0 || !map_fields_of(e.n, out);
 			break;
 		default:
 			bad = r != 0 || out->li_minor != maxn;
 			break;
 		}
 		if (bad) {
+			char fields[96] = "";
+
+			if (ci <= C_MAP_MINOR)
+				snprintf(fields, sizeof(fields), " flags=0 bs=512%s off=0 szl=0",
+					 li->li_flags & LOFI_FLAG_DIRECT_IO ?
+						 " or flags=LOFI_FLAG_DIRECT_IO bs=512..4096" : "");
+			else if (ci == C_GET_FILENAME || ci == C_GET_MINOR)
+				snprintf(fields, sizeof(fields), " flags=%#" PRIx32 " bs=%" PRIu32
+					 " off=0 szl=0 (as the map returned)", slots[e.n].flags, slots[e.n].bs);
 			describe_call(desc, sizeof(desc), ci, fdk, ptr, li, label);
 			unexp("%s -> returned %d, li_minor=%" PRIu32 " li_readonly=%" PRIu32
 			      " li_flags=%#" PRIx32 " li_block_size=%" PRIu32 " li_offset=%#" PRIx64
@@ -1200,9 +1239,7 @@ static int ctl_call(int ci, int fdk, int ptr, struct lofi_ioctl *li, const char 
 			      desc, r, out->li_minor, out->li_readonly, out->li_flags, out->li_block_size,
 			      (uint64_t)out->li_offset, (uint64_t)out->li_sizelimit, out->li_devpath,
 			      out->li_filename, e.n, e.ro, ci == C_GET_FILENAME ? " name=" : "",
-			      ci == C_GET_FILENAME ? slots[e.n].name : "",
-			      ci <= C_MAP_MINOR || ci == C_GET_FILENAME || ci == C_GET_MINOR ?
-				      " flags=0 bs=512 off=0 szl=0" : "");
+			      ci == C_GET_FILENAME ? slots[e.n].name : "", fields);
 			if (!no_resync)
 				resync();
 			return err;
@@ -1216,7 +1253,14 @@ static int ctl_call(int ci, int fdk, int ptr, struct lofi_ioctl *li, const char 
 		if (stat(li->li_filename, &st) == 0)
 			sectors = (uint64_t)st.st_size / 512;
 		slot_set(e.n, li->li_filename, e.ro, sectors);
+		/* Copied back (the effect is only kept when the copy-back worked). */
+		slots[e.n].flags = out->li_flags;
+		slots[e.n].bs = out->li_block_size;
 		maps++;
+		if (li->li_flags & LOFI_FLAG_DIRECT_IO) {
+			direct_asked++;
+			direct_granted += (out->li_flags & LOFI_FLAG_DIRECT_IO) != 0;
+		}
 	} else if (e.effect == E_UNMAP) {
 		unsigned n = e.n;
 
@@ -1267,11 +1311,14 @@ static void resync(void)
 		count_result(r < 0 ? errno : 0);
 		if (r == 0) {
 			if (slots[n].state == S_MAPPED && slots[n].name &&
-			    strcmp(slots[n].name, li.li_filename) == 0 && slots[n].ro == (int)li.li_readonly)
+			    strcmp(slots[n].name, li.li_filename) == 0 && slots[n].ro == (int)li.li_readonly &&
+			    slots[n].flags == li.li_flags && slots[n].bs == li.li_block_size)
 				continue;
 			int h = slots[n].held;
 
 			slot_set(n, li.li_filename, li.li_readonly != 0, sysfs_sectors(n));
+			slots[n].flags = li.li_flags;
+			slots[n].bs = li.li_block_size;
 			slots[n].held = h;
 		} else if (errno == ENXIO) {
 			if (slots[n].state == S_GONE && slots[n].held)
@@ -1507,6 +1554,9 @@ static int plausible(int ci, struct lofi_ioctl *li)
 		li->li_cleanup = chance(300) ? rnd_flag() : 0;
 	}
 	li->li_readonly = rnd_flag();
+	/* Direct I/O asked for: a valid flag, so the map goes ahead. */
+	if ((ci == C_MAP || ci == C_MAP_MINOR) && chance(143))
+		li->li_flags = LOFI_FLAG_DIRECT_IO;
 	if (chance(30))
 		rnd_map_fields(li);
 	if (chance(30))
@@ -1848,7 +1898,7 @@ static void blk_call(void)
 			memcpy(&got, arg, q[qi].size);
 			switch (qi) {
 			case 0: want = s->sectors * 512; break;
-			case 1: want = 512; break;	/* the logical block size */
+			case 1: want = s->bs; break;	/* the logical block size */
 			case 2: want = got; break;	/* the physical one: not documented */
 			default: want = (uint64_t)s->ro; break;
 			}
@@ -2200,8 +2250,9 @@ int main(int argc, char **argv)
 	printf("lofi_fuzz: %lld waits for a number to be free again after an unmap of an open device "
 	       "(%lld probes), longest %.2f s\n", settles, free_probes, settle_max);
 	printf("RESULT calls=%lld unexpected=%lld maps=%lld unmaps=%lld ebusy=%lld udev-waits=%lld "
-	       "udev-held=%lld gone-pairs=%lld mappings=%d seed=%llu errnos=", calls, unexpected, maps,
-	       unmaps, ebusy, udev_waits, udev_held, pairs, live_count(), seed);
+	       "udev-held=%lld gone-pairs=%lld mappings=%d direct-asked=%lld direct-granted=%lld seed=%llu "
+	       "errnos=", calls, unexpected, maps, unmaps, ebusy, udev_waits, udev_held, pairs, live_count(),
+	       direct_asked, direct_granted, seed);
 	first = 1;
 	for (i = 1; i < 256; i++)
 		if (errcounts[i]) {

@@ -2,14 +2,19 @@
 /*
  * lofi_map: a minimal lofiadm stand-in for the guest tests' shell scripts.
  *
- *   lofi_map map FILE [ro]            map FILE (LOFI_MAP_FILE); print /dev/lofi/N
- *   lofi_map map-minor N FILE [ro]    map FILE as N (LOFI_MAP_FILE_MINOR); print the path
+ *   lofi_map map FILE [ro] [direct]   map FILE (LOFI_MAP_FILE); print /dev/lofi/N
+ *   lofi_map map-minor N FILE [ro] [direct]
+ *                                     map FILE as N (LOFI_MAP_FILE_MINOR); print the path
+ *                                     (direct: ask for LOFI_FLAG_DIRECT_IO; "direct I/O
+ *                                     refused" on stderr if the mapping came back without)
  *   lofi_map unmap DEV|N|FILE [force|cleanup]
  *                                     unmap by device path or N (UNMAP_FILE_MINOR)
  *                                     or by backing file name (UNMAP_FILE)
  *   lofi_map minor FILE               print N (LOFI_GET_MINOR)
  *   lofi_map filename DEV|N           print the backing file (LOFI_GET_FILENAME)
  *   lofi_map status DEV|N             print "N DEVPATH ro|rw FILENAME"
+ *   lofi_map fields DEV|N             print the mapping's map fields (GET_FILENAME):
+ *                                     "flags=0xF block_size=B offset=O sizelimit=L"
  *   lofi_map list                     a status line for every mapping
  *   lofi_map maxminor                 print lofi_max_files (LOFI_GET_MAXMINOR)
  *   lofi_map unmap-all [force]        unmap every mapping (test cleanup)
@@ -60,7 +65,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: lofi_map map FILE [ro] [direct] | map-minor N FILE [ro] [direct] |\n"
 		"       unmap DEV|N|FILE [force|cleanup] | unmap-all [force] |\n"
-		"       minor FILE | filename DEV|N | status DEV|N | list | maxminor |\n"
+		"       minor FILE | filename DEV|N | status DEV|N | fields DEV|N | list | maxminor |\n"
 		"       wait-gone DEV | open DEV [rw] | cycle FILE COUNT [SECS]\n");
 	exit(2);
 }
@@ -360,12 +365,17 @@ int main(int argc, char **argv)
 		printf("%u\n", li.li_minor);
 		return 0;
 	}
-	if ((strcmp(cmd, "filename") == 0 || strcmp(cmd, "status") == 0) && argc == 3) {
+	if ((strcmp(cmd, "filename") == 0 || strcmp(cmd, "status") == 0 || strcmp(cmd, "fields") == 0) &&
+	    argc == 3) {
 		n = need_minor(argv[2]);
 		if (get_filename(ctl(0), n, &li) < 0)
 			die_errno(errno, "%s %s", cmd, argv[2]);
-		if (cmd[0] == 'f')
+		if (strcmp(cmd, "filename") == 0)
 			printf("%s\n", li.li_filename);
+		else if (strcmp(cmd, "fields") == 0)
+			printf("flags=0x%x block_size=%u offset=%llu sizelimit=%llu\n", li.li_flags,
+			       li.li_block_size, (unsigned long long)li.li_offset,
+			       (unsigned long long)li.li_sizelimit);
 		else
 			print_status(n, &li);
 		return 0;
