@@ -138,6 +138,10 @@ pub(crate) struct Device {
     discard_off: Atomic<bool>,
     /// The same for write zeroes.
     write_zeroes_off: Atomic<bool>,
+    /// The backing file cannot zero a range in place (`ZERO_RANGE`): write
+    /// zeroes that must stay allocated punch the range and allocate it
+    /// again instead.
+    zero_range_off: Atomic<bool>,
     /// Identity of the backing object.
     pub(crate) identity: Identity,
     /// The backing file's path as the caller gave it (no NUL).
@@ -189,6 +193,7 @@ impl Device {
                 logical_block_size: config.logical_block_size,
                 discard_off: Atomic::new(false),
                 write_zeroes_off: Atomic::new(false),
+                zero_range_off: Atomic::new(false),
                 identity: config.identity,
                 filename: config.filename,
                 backing: RequestGuarded::new(config.file),
@@ -374,6 +379,21 @@ impl Device {
         }
     }
 
+    /// Zeroes `len` bytes at `pos` of the backing file, keeping them
+    /// allocated: `ZERO_RANGE` where the file system has it (ext4, XFS),
+    /// else a hole punched and allocated again (tmpfs has no `ZERO_RANGE`),
+    /// which reads back as zeros just the same.
+    fn zero_in_place(&self, file: &KernelFile, pos: u64, len: u64) -> Result {
+        if !self.zero_range_off.load(Relaxed) {
+            match file.fallocate(FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, pos, len) {
+                Err(e) if e == EOPNOTSUPP => self.zero_range_off.store(true, Relaxed),
+                other => return other,
+            }
+        }
+        file.fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, pos, len)?;
+        file.fallocate(FALLOC_FL_KEEP_SIZE, pos, len)
+    }
+
     /// Serves a flush, discard or write zeroes, in a worker.
     fn serve_sync_op(&self, rq: &RequestRef<LofiDisk>, file: &KernelFile, op: ReqOp) -> BlkStatus {
         let _flusher = IoFlusherScope::enter();
@@ -406,7 +426,13 @@ impl Device {
         if self.read_only {
             return BlkStatus::IO_ERROR;
         }
-        match file.fallocate(mode, rq.byte_offset(), u64::from(rq.bytes())) {
+        let (pos, len) = (rq.byte_offset(), u64::from(rq.bytes()));
+        let result = if mode & FALLOC_FL_ZERO_RANGE != 0 {
+            self.zero_in_place(file, pos, len)
+        } else {
+            file.fallocate(mode, pos, len)
+        };
+        match result {
             Ok(()) => BlkStatus::OK,
             Err(e) if e == EOPNOTSUPP => {
                 // The backing file system cannot: stop advertising it, and
