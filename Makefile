@@ -8,6 +8,9 @@
 #                       DESTDIR (default: none) and PREFIX (/usr/local)
 #   make check          every test: host checks, KUnit and the VM suites
 #   make stress         the long form of the reliability scenarios
+#   make bench          compare lofi with loop (not a test): a table, JSON
+#                       and a chart under tests/out/bench/ (scripts/bench.sh)
+#   make bench-smoke    the ten-second form of the benchmark, on the test kernel
 #   make run            boot a VM with lofi loaded and show it working
 #   make vm             an interactive shell in the test VM
 #   make kernel         install the toolchain and build the test kernel only
@@ -21,7 +24,7 @@ DESTDIR ?=
 CARGO ?= cargo
 LOFIADM_DIR := tools/lofiadm
 
-.PHONY: all modules lofiadm install check stress run vm kernel intree clean
+.PHONY: all modules lofiadm install check stress bench bench-smoke run vm kernel intree clean
 
 all: modules lofiadm
 
@@ -42,6 +45,12 @@ check:
 
 stress:
 	@tests/stress.sh
+
+bench:
+	@scripts/bench.sh
+
+bench-smoke:
+	@scripts/bench.sh --smoke
 
 run:
 	@scripts/run-demo.sh

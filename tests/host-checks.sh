@@ -32,7 +32,7 @@ no_registry_hosts() {
 }
 
 shell_scripts() {
-	mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.sh' 'scripts/*' '.ci/*' | grep -vE '\.(env|config|md)$' | sort -u)
+	mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.sh' 'scripts/*' '.ci/*' | grep -vE '\.(env|config|md|py)$' | sort -u)
 	shellcheck -x -S warning "${files[@]}"
 }
 

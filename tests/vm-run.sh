@@ -16,7 +16,9 @@
 # LOFI_TEST_TIMEOUT (each guest test, default 300 s), LOFI_STRESS=1 (the
 # long form of the reliability scenarios), LOFI_VM_DISK (a raw image file
 # attached as the guest's /dev/vda), LOFI_VM_SHARE (a directory shared
-# read-write with the guest, at the same path, as $LOFI_SHARE).
+# read-write with the guest, at the same path, as $LOFI_SHARE), LOFI_KO (a
+# lofi.ko already built against KDIR, under a path the guest sees, to load
+# instead of building drivers/block/lofi/lofi.ko in the work tree).
 set -euo pipefail
 . "$(dirname "$0")/../scripts/lib/common.sh"
 
@@ -45,10 +47,15 @@ if [ -z "${KDIR:-}" ]; then
 	KDIR=$("$LOFI_ROOT/scripts/provision.sh")
 fi
 export KDIR
-"$LOFI_ROOT/scripts/build-module.sh" >/dev/null 2>"$LOFI_CACHE/logs/module-build.log" || {
-	cat "$LOFI_CACHE/logs/module-build.log" >&2
-	die "could not build lofi.ko"
-}
+if [ -n "${LOFI_KO:-}" ]; then
+	[ -f "$LOFI_KO" ] || die "LOFI_KO=$LOFI_KO is not a file"
+else
+	"$LOFI_ROOT/scripts/build-module.sh" >/dev/null 2>"$LOFI_CACHE/logs/module-build.log" || {
+		cat "$LOFI_CACHE/logs/module-build.log" >&2
+		die "could not build lofi.ko"
+	}
+	LOFI_KO=$LOFI_ROOT/drivers/block/lofi/lofi.ko
+fi
 # The selftest guest tests need the fault-injection module.
 if printf '%s\n' "${tests[@]}" | grep -q '^selftest-'; then
 	"$LOFI_ROOT/scripts/build-module.sh" tests/selftest >/dev/null 2>"$LOFI_CACHE/logs/selftest-build.log" || {
@@ -97,7 +104,7 @@ if [ -n "${LOFI_VM_SHARE:-}" ]; then
 	[ -d "$LOFI_VM_SHARE" ] || die "LOFI_VM_SHARE=$LOFI_VM_SHARE is not a directory"
 	vng_args+=(--rwdir="$LOFI_VM_SHARE")
 fi
-guest_cmd="env LOFI_KO=$LOFI_ROOT/drivers/block/lofi/lofi.ko LOFI_PROG_DIR=$prog_dir LOFIADM=$lofiadm LOFI_STRESS=${LOFI_STRESS:-0} LOFI_TEST_TIMEOUT=${LOFI_TEST_TIMEOUT:-300} LOFI_SHARE=${LOFI_VM_SHARE:-} bash $LOFI_ROOT/tests/guest/harness.sh $out ${tests[*]}"
+guest_cmd="env LOFI_KO=$LOFI_KO LOFI_PROG_DIR=$prog_dir LOFIADM=$lofiadm LOFI_STRESS=${LOFI_STRESS:-0} LOFI_TEST_TIMEOUT=${LOFI_TEST_TIMEOUT:-300} LOFI_SHARE=${LOFI_VM_SHARE:-} bash $LOFI_ROOT/tests/guest/harness.sh $out ${tests[*]}"
 
 # Host actions a guest test may ask for (tests/guest/lib.sh host_delete):
 # deleting a file of the shared output directory from the host side, as

@@ -8,15 +8,23 @@
 # (no KUnit, no COMPAT, no lock debugging), only prepared (`make
 # modules_prepare`: enough to compile an out-of-tree Rust module), cached the
 # same way.
+#
+# The benchmark kernel: tinyconfig + lofi-test.config + lofi-bench.config (no
+# lock, list, object, allocator or Rust debugging), built like the test
+# kernel under its own key, only when `make bench` asks for it
+# (scripts/provision.sh --bench).
 
 KERNEL_FRAGMENT=$LOFI_ROOT/scripts/kconfig/lofi-test.config
 KERNEL_MINIMAL_FRAGMENT=$LOFI_ROOT/scripts/kconfig/lofi-minimal.config
+KERNEL_BENCH_FRAGMENT=$LOFI_ROOT/scripts/kconfig/lofi-bench.config
 KERNEL_PATCHES=$LOFI_ROOT/scripts/kernel-patches
 # Bump when the way the kernel is built changes in a way the inputs below
 # do not capture.
 KERNEL_RECIPE=1
 # The same for the prepared tree of the minimal configuration.
 KERNEL_PREPARED_RECIPE=1
+# The same for the benchmark kernel.
+KERNEL_BENCH_RECIPE=1
 
 # The cached linux-source .deb (downloaded once; LOFI_APT_REFRESH=1 fetches
 # the newest again).
@@ -134,31 +142,51 @@ kernel_configure() {
 			"fix $(printf '%s ' "${@#"$LOFI_ROOT"/}")(dependencies) or the toolchain"
 }
 
-# Build the kernel for the current inputs unless a finished build exists;
-# print its build directory.
-ensure_kernel() {
-	local deb src key out jobs
-	deb=$(kernel_source_deb)
-	src=$(kernel_source_tree "$deb")
-	key=$(kernel_cache_key "$deb" "$KERNEL_RECIPE" "$KERNEL_FRAGMENT")
-	out=$LOFI_KERNELS/build-$key
+# kernel_build SRC PREFIX WHAT KEY FRAGMENT...: build bzImage and the
+# modules of tinyconfig + the fragments from SRC in $LOFI_KERNELS/PREFIX-KEY
+# unless a finished build is there; print its build directory.  WHAT names
+# the kernel in the progress messages.
+kernel_build() {
+	local src=$1 prefix=$2 what=$3 key=$4 out jobs
+	shift 4
+	out=$LOFI_KERNELS/$prefix-$key
 	if [ -f "$out/.lofi-complete" ]; then
 		echo "$out"
 		return
 	fi
-	kernel_remove_unfinished build
+	kernel_remove_unfinished "$prefix"
 	kernel_build_env
 	jobs=$(($(nproc) + 1))
-	log "building the test kernel in $out (key $key; about 11 minutes on 2 cores)"
+	log "building the $what in $out (key $key; about 11 minutes on 2 cores)"
 	rm -rf "$out"
 	mkdir -p "$out"
 	local klog=$out/build.log mk=(make -C "$src" O="$out")
-	kernel_configure "$src" "$out" "$KERNEL_FRAGMENT"
+	kernel_configure "$src" "$out" "$@"
 	run_logged "$klog" "${mk[@]}" -j"$jobs" bzImage modules ||
-		die "the kernel build failed" "see $klog"
+		die "the $what build failed" "see $klog"
 	touch "$out/.lofi-complete"
-	log "kernel ready: $out"
+	log "$what ready: $out"
 	echo "$out"
+}
+
+# Build the test kernel for the current inputs unless a finished build
+# exists; print its build directory.
+ensure_kernel() {
+	local deb src key
+	deb=$(kernel_source_deb)
+	src=$(kernel_source_tree "$deb")
+	key=$(kernel_cache_key "$deb" "$KERNEL_RECIPE" "$KERNEL_FRAGMENT")
+	kernel_build "$src" build "test kernel" "$key" "$KERNEL_FRAGMENT"
+}
+
+# ensure_bench_kernel DEB SRC: the same for the benchmark kernel, from the
+# source package DEB unpacked in SRC (kernel_source_deb, kernel_source_tree:
+# the caller gets them, under the provisioning lock).
+ensure_bench_kernel() {
+	local deb=$1 src=$2 key
+	key=$(kernel_cache_key "$deb" "$KERNEL_RECIPE bench $KERNEL_BENCH_RECIPE" \
+		"$KERNEL_FRAGMENT" "$KERNEL_BENCH_FRAGMENT")
+	kernel_build "$src" bench "benchmark kernel" "$key" "$KERNEL_FRAGMENT" "$KERNEL_BENCH_FRAGMENT"
 }
 
 # Prepare a tree of the minimal configuration for the current inputs unless

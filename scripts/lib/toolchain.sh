@@ -36,6 +36,19 @@ ensure_python_tools() {
 	echo "$want" >"$LOFI_VENV/.complete"
 }
 
+# matplotlib in the same virtual environment, for the benchmark's chart
+# (scripts/bench.sh): installed on the first benchmark, not by plain
+# provisioning.  A rebuilt environment loses it, and its stamp with it.
+ensure_plot_tools() {
+	local want="matplotlib==$MATPLOTLIB_VERSION"
+	[ "$(cat "$LOFI_VENV/.plot-complete" 2>/dev/null)" = "$want" ] && return 0
+	log "installing $want into $LOFI_VENV (for the benchmark's chart)"
+	run_logged "$LOFI_CACHE/logs/pip-plot.log" "$LOFI_VENV/bin/pip" install --disable-pip-version-check "$want" ||
+		die "pip install $want failed" "check that PyPI is reachable"
+	"$LOFI_VENV/bin/python" -c 'import matplotlib' || die "matplotlib does not import after its install"
+	echo "$want" >"$LOFI_VENV/.plot-complete"
+}
+
 ensure_bindgen() {
 	[ -x "$LOFI_BINDGEN_ROOT/bin/bindgen" ] && return 0
 	log "building bindgen-cli $BINDGEN_VERSION (about 2 minutes)"
