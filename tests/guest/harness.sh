@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs inside the VM (started by tests/vm-run.sh): runs the named guest
-# tests one after another, each with a time limit, and leaves for the host:
+# tests one after another, each with a time limit (LOFI_TEST_TIMEOUT, or the
+# test's own "# time-limit: SECONDS" line if longer), and leaves for the host:
 #   $LOFI_RESULTS/results    one line per test: "PASS name" or "FAIL name why"
 #   $LOFI_RESULTS/NAME.log   each test's output
 #   $LOFI_RESULTS/dmesg.log  the kernel log after the last test
@@ -18,6 +19,21 @@ LOFI_STRESS=${LOFI_STRESS:-0}
 TEST_TIMEOUT=${LOFI_TEST_TIMEOUT:-300}
 export LOFI_RESULTS LOFI_ROOT LOFI_KO LOFI_PROG_DIR LOFI_STRESS
 
+# unload_leftover: unmounts what is mounted from lofi disks, forces every
+# mapping away and unloads lofi, waiting up to 30 s for the last closes.
+unload_leftover() {
+	local mnt
+	awk '$1 ~ /^\/dev\/lofi/ {print $2}' /proc/mounts | sort -r | while read -r mnt; do
+		umount -l "$mnt" 2>/dev/null
+	done
+	"$LOFI_PROG_DIR/lofi_map" unmap-all force >/dev/null 2>&1
+	for _ in $(seq 30); do
+		rmmod lofi 2>/dev/null && return 0
+		sleep 1
+	done
+	return 1
+}
+
 echo "guest: $(uname -r), $(nproc) cpus, tests: $*" >"$LOFI_RESULTS/guest-info"
 for name in "$@"; do
 	script=$LOFI_ROOT/tests/guest/$name.sh
@@ -29,14 +45,31 @@ for name in "$@"; do
 		echo "FAIL $name no such test" >>"$LOFI_RESULTS/results"
 		continue
 	fi
-	(cd "$LOFI_SCRATCH" && timeout -k 5 "$TEST_TIMEOUT" bash "$script") >"$LOFI_RESULTS/$name.log" 2>&1
+	# A test may need longer than the default: a "# time-limit: SECONDS"
+	# line in its header says so (the larger of the two applies).
+	limit=$(sed -n 's/^# time-limit: \([0-9][0-9]*\)$/\1/p' "$script" | head -n 1)
+	[ -n "$limit" ] && [ "$limit" -gt "$TEST_TIMEOUT" ] || limit=$TEST_TIMEOUT
+	(cd "$LOFI_SCRATCH" && timeout -k 5 "$limit" bash "$script") >"$LOFI_RESULTS/$name.log" 2>&1
 	status=$?
 	if [ $status -eq 0 ]; then
 		echo "PASS $name" >>"$LOFI_RESULTS/results"
 	elif [ $status -eq 124 ] || [ $status -eq 137 ]; then
-		echo "FAIL $name timed out after ${TEST_TIMEOUT}s" >>"$LOFI_RESULTS/results"
+		echo "FAIL $name timed out after ${limit}s" >>"$LOFI_RESULTS/results"
 	else
 		echo "FAIL $name exit status $status: $(grep -m1 '^FAIL' "$LOFI_RESULTS/$name.log" || tail -n 1 "$LOFI_RESULTS/$name.log")" >>"$LOFI_RESULTS/results"
+	fi
+	if grep -q '^lofi ' /proc/modules; then
+		# A test that timed out (its EXIT trap killed with it) or forgot
+		# leaves lofi loaded, and every later insmod would fail: take it
+		# away here, so that each test starts from an unloaded module.
+		if unload_leftover; then
+			why="left lofi loaded (unloaded by the harness)"
+		else
+			why="left lofi loaded, and the harness could not unload it"
+		fi
+		grep -q "^PASS $name\$" "$LOFI_RESULTS/results" &&
+			sed -i "s/^PASS $name\$/FAIL $name $why/" "$LOFI_RESULTS/results"
+		echo "harness: $name $why" >>"$LOFI_RESULTS/$name.log"
 	fi
 	rm -rf "$LOFI_SCRATCH"
 done

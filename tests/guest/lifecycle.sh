@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Mappings come and go cleanly: 1000 map/unmap cycles of one file (by N and
 # by name alternately, the node appearing and vanishing each time, the
-# same lowest N every time, I/O every tenth cycle; about 0.2 s a cycle
-# under QEMU TCG; LOFI_LIFECYCLE_BUDGET=S stops the loop early, saying so,
-# after S seconds and at least 100 cycles, for quick local runs); rmmod
-# is refused while a mapping exists, and while a force-unmapped device is still held open,
-# and succeeds once everything is gone; with lofi_max_files=16 all of
+# same lowest N every time, I/O every tenth cycle; about 0.15 s a cycle
+# under QEMU TCG on an idle two-core host, twice that on a slow or busy
+# one; LOFI_LIFECYCLE_CYCLES=N runs N instead, LOFI_LIFECYCLE_BUDGET=S
+# stops the loop early, saying so, after S seconds and at least 100
+# cycles, for quick local runs); rmmod is refused while a mapping exists,
+# and while a force-unmapped device is still held open, and succeeds once
+# everything is gone; with lofi_max_files=16 all of
 # N = 1..16 are handed out in order and usable, then MAP_FILE fails with
 # EAGAIN, and everything unmaps again.
+# time-limit: 900
 # shellcheck source=tests/guest/lib.sh
 . "$LOFI_ROOT/tests/guest/lib.sh"
 
