@@ -138,6 +138,11 @@ pub(crate) struct Device {
     discard_off: Atomic<bool>,
     /// The same for write zeroes.
     write_zeroes_off: Atomic<bool>,
+    /// Retired by an unmap while nobody had it open: no close waits for
+    /// the backing file under the disk's `open_mutex`, so the teardown
+    /// removes the disk first and then closes the file, with no queue
+    /// freeze of its own (`del_gendisk()` already drains the requests).
+    remove_first: Atomic<bool>,
     /// The backing file cannot zero a range in place (`ZERO_RANGE`): write
     /// zeroes that must stay allocated punch the range and allocate it
     /// again instead.
@@ -193,6 +198,7 @@ impl Device {
                 logical_block_size: config.logical_block_size,
                 discard_off: Atomic::new(false),
                 write_zeroes_off: Atomic::new(false),
+                remove_first: Atomic::new(false),
                 zero_range_off: Atomic::new(false),
                 identity: config.identity,
                 filename: config.filename,
@@ -245,6 +251,7 @@ impl Device {
         }
         let action = if st.opens == 0 {
             st.phase = Phase::Retired;
+            self.remove_first.store(true, Relaxed);
             Unmap::Retire
         } else if force {
             st.phase = Phase::Gone;
@@ -300,6 +307,34 @@ impl Device {
             // disk is removed only after this has run once.
             None => None,
         };
+        self.finish_close(file);
+    }
+
+    /// Whether the teardown removes the disk before it closes the backing
+    /// file (see [`Device::remove_and_close`]).
+    pub(crate) fn removes_first(&self) -> bool {
+        self.remove_first.load(Relaxed)
+    }
+
+    /// Removes the disk, then closes the backing file, which no request can
+    /// use any more, and reports it closed. For a device retired while
+    /// nobody had it open (see `remove_first`): one drain, by
+    /// `del_gendisk()`, instead of a freeze before it. Only the teardown
+    /// work calls this; a second call does nothing but report the file
+    /// closed again.
+    pub(crate) fn remove_and_close(&self) {
+        let disk = self.take_disk();
+        let removed = disk.map(Disk::remove);
+        let file = removed.as_ref().and_then(|r| self.backing.take_removed(r));
+        self.finish_close(file);
+        // The last put of the disk may drop the last reference of the
+        // device but ours: after the file is closed.
+        drop(removed);
+    }
+
+    /// Closes `file` (if this call took it) synchronously and reports the
+    /// backing file closed, waking `LOFI_DKIOCSTATE` waiters.
+    fn finish_close(&self, file: Option<KernelFile>) {
         if let Some(file) = file {
             file.close_sync();
         }

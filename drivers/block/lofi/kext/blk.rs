@@ -285,16 +285,41 @@ pub(crate) enum Zeroing {
 ///   the gendisk, and is given back by `free_disk` (called by the block
 ///   layer for a disk that was added) or by this value's drop (for one that
 ///   was not).
-/// - Drop removes the disk if it was added, puts it and then frees the tag
-///   set: the order that is valid whether or not the disk was added
-///   (genhd.c's `disk_release()` still uses the tag set of a disk never
-///   added; `del_gendisk()` is done with it for one that was).
+/// - `removed` says whether `del_gendisk()` was done on it (by
+///   [`Disk::remove`]); it is set only for a disk that was added.
+/// - Drop removes the disk if it was added (and not removed yet), puts it
+///   and then frees the tag set: the order that is valid whether or not the
+///   disk was added (genhd.c's `disk_release()` still uses the tag set of a
+///   disk never added; `del_gendisk()` is done with it for one that was).
 pub(crate) struct Disk<T: DiskOps> {
     tag_set: Pin<KBox<Opaque<bindings::blk_mq_tag_set>>>,
     disk: NonNull<bindings::gendisk>,
     data: *const T::Data,
     added: bool,
+    removed: bool,
     _ops: PhantomData<T>,
+}
+
+/// A disk that is no longer visible and serves no request: removed with
+/// `del_gendisk()`, or never added. Dropping it puts the disk and frees its
+/// tag set.
+///
+/// # Invariants
+///
+/// No request of the disk is in flight, and none can start: `del_gendisk()`
+/// waited for the requests in flight and leaves the queue of a disk that
+/// owns it (one from `blk_mq_alloc_disk()`, as every `Disk` is) frozen for
+/// good, so that all later I/O fails before it reaches the driver; a disk
+/// never added had no block device to send I/O through.
+pub(crate) struct RemovedDisk<T: DiskOps> {
+    disk: Disk<T>,
+}
+
+impl<T: DiskOps> RemovedDisk<T> {
+    /// The queue identity the disk had (see [`Disk::queue_id`]).
+    pub(crate) fn queue_id(&self) -> usize {
+        self.disk.queue_id()
+    }
 }
 
 // SAFETY: A gendisk and tag set may be used and torn down from any thread;
@@ -409,8 +434,25 @@ impl<T: DiskOps> Disk<T> {
             disk,
             data,
             added: false,
+            removed: false,
             _ops: PhantomData,
         })
+    }
+
+    /// Removes the disk (`del_gendisk()`): it disappears from `/dev` and
+    /// sysfs, fails every new I/O, and waits for the requests in flight.
+    /// Takes a while (a queue freeze and the sysfs teardown): process
+    /// context, without the disk's `open_mutex`.
+    pub(crate) fn remove(mut self) -> RemovedDisk<T> {
+        if self.added {
+            // SAFETY: `disk` is a valid gendisk that was added and not
+            // removed yet (type invariant: `removed` is still false).
+            unsafe { bindings::del_gendisk(self.disk.as_ptr()) };
+            // INVARIANT: Removed just now.
+            self.removed = true;
+        }
+        // INVARIANT: Removed, or never added (see `RemovedDisk`).
+        RemovedDisk { disk: self }
     }
 
     /// Makes the disk visible (`/dev`, sysfs). Called once.
@@ -499,11 +541,12 @@ impl<T: DiskOps> Drop for Disk<T> {
     fn drop(&mut self) {
         let disk = self.disk.as_ptr();
         // SAFETY: By the type invariants `disk` is valid and ours to tear
-        // down: removed if it was added, then put once; the tag set is
-        // freed last, when no queue uses it any more. A disk never added
-        // gets no `free_disk` call: the data's reference is released here.
+        // down: removed if it was added (unless that is done), then put
+        // once; the tag set is freed last, when no queue uses it any more.
+        // A disk never added gets no `free_disk` call: the data's reference
+        // is released here.
         unsafe {
-            if self.added {
+            if self.added && !self.removed {
                 bindings::del_gendisk(disk);
             }
             bindings::put_disk(disk);

@@ -11,7 +11,7 @@
 //! ([`Disk::with_requests_stopped`]), and that is the only time the value
 //! changes.
 
-use super::blk::{Disk, DiskOps, RequestRef};
+use super::blk::{Disk, DiskOps, RemovedDisk, RequestRef};
 use core::cell::UnsafeCell;
 use kernel::sync::atomic::{Acquire, Atomic, Full, Relaxed, Release};
 
@@ -21,9 +21,10 @@ use kernel::sync::atomic::{Acquire, Atomic, Full, Relaxed, Release};
 ///
 /// - `queue` is 0 or, once set by [`RequestGuarded::bind`], the queue
 ///   identity of the one disk whose requests may use `value`.
-/// - `value` is changed only by [`RequestGuarded::revoke`], by the one
-///   caller that set `taken`, while the bound disk's queue is frozen (or
-///   before any disk was bound, when no request can reach it).
+/// - `value` is changed only by [`RequestGuarded::revoke`] or
+///   [`RequestGuarded::take_removed`], by the one caller that set `taken`,
+///   while the bound disk's queue is frozen or after the disk was removed
+///   (or before any disk was bound, when no request can reach it).
 ///
 /// So while a request of the bound disk is in flight, `value` does not
 /// change.
@@ -96,5 +97,25 @@ impl<T> RequestGuarded<T> {
         // flight or can start, so the access is exclusive (type invariant).
         // With no disk bound, no request can reach the value at all.
         disk.with_requests_stopped(|| unsafe { (*self.value.get()).take() })
+    }
+
+    /// Closes the value and takes it out of a removed disk, which has no
+    /// request in flight and never starts one again: no freeze needed. The
+    /// first caller gets the value; the others `None`. `disk` must be the
+    /// bound disk (or no disk was bound); else nothing is taken.
+    pub(crate) fn take_removed<D: DiskOps>(&self, disk: &RemovedDisk<D>) -> Option<T> {
+        self.close();
+        let bound = self.queue.load(Acquire);
+        if bound != 0 && bound != disk.queue_id() {
+            return None;
+        }
+        if self.taken.cmpxchg(false, true, Full).is_err() {
+            return None;
+        }
+        // SAFETY: This caller set `taken`, which no other does, and the
+        // bound disk is removed: no request of it is in flight or can start
+        // (`RemovedDisk` invariant), so the access is exclusive (type
+        // invariant). With no disk bound, no request can reach the value.
+        unsafe { (*self.value.get()).take() }
     }
 }
