@@ -85,3 +85,18 @@ void lofi_set_active_memcg(struct mem_cgroup *memcg)
 {
 	set_active_memcg(memcg);
 }
+
+/*
+ * A usage reference of @q, as every request in flight holds one (what
+ * blk_queue_enter() takes and blk_queue_exit() drops): while it is held,
+ * no freeze of @q completes, so del_gendisk() cannot finish.
+ */
+void lofi_queue_usage_get(struct request_queue *q)
+{
+	percpu_ref_get(&q->q_usage_counter);
+}
+
+void lofi_queue_usage_put(struct request_queue *q)
+{
+	percpu_ref_put(&q->q_usage_counter);
+}

@@ -26,5 +26,7 @@ void lofi_css_put(struct cgroup_subsys_state *css);
 void lofi_kthread_associate_blkcg(struct cgroup_subsys_state *css);
 struct mem_cgroup *lofi_set_active_memcg_css(struct cgroup_subsys_state *memcg_css);
 void lofi_set_active_memcg(struct mem_cgroup *memcg);
+void lofi_queue_usage_get(struct request_queue *q);
+void lofi_queue_usage_put(struct request_queue *q);
 
 #endif /* LOFI_HELPERS_H */

@@ -47,9 +47,9 @@ use kernel::{
     error::{from_err_ptr, to_result},
     ffi::{c_char, c_int, c_uint, c_ulong},
     module::{this_module, ModuleMetadata},
-    new_spinlock,
+    new_spinlock_irq,
     prelude::*,
-    sync::{Arc, ArcBorrow, LockClassKey, SpinLock},
+    sync::{Arc, ArcBorrow, LockClassKey, SpinLockIrq},
     types::Opaque,
     workqueue::{impl_has_work, new_work, Work, WorkItem},
 };
@@ -855,6 +855,17 @@ impl<T: DiskOps> RequestRef<T> {
         self.complete();
     }
 
+    /// Hands the request to a worker, the lane of its hardware queue
+    /// ([`DiskOps::lanes`]), which serves it with [`Submit::Worker`].
+    /// Callable in any context: from `queue_rq`, and from the completion of
+    /// asynchronous I/O that must be done again in a worker.
+    pub(crate) fn punt(self) {
+        // A worker may end the request before the lane's work is queued,
+        // and with it the request's own hold on the disk and its data.
+        let usage = QueueUsage::of(&self);
+        T::lanes(usage.data()).punt(self);
+    }
+
     /// Completes a request whose asynchronous I/O is done: blk-mq ends it
     /// with the status [`DiskOps::complete`] returns, on the submitting
     /// CPU. Callable in any context (an I/O completion interrupt).
@@ -863,6 +874,55 @@ impl<T: DiskOps> RequestRef<T> {
         // end; `blk_mq_complete_request()` hands it to the `complete`
         // callback, which ends it. `self` is consumed.
         unsafe { bindings::blk_mq_complete_request(self.rq.as_ptr()) };
+    }
+}
+
+/// A usage reference of a disk's queue, as each request in flight holds
+/// (`q_usage_counter`, per CPU: taking it writes no shared word). While it
+/// is held no freeze of the queue completes, so `del_gendisk()` cannot
+/// finish and the disk and its data stay alive, even once the request it
+/// was taken from has ended: for code that may see its request end under
+/// it (a punt, a submission whose asynchronous I/O completes at once).
+///
+/// # Invariants
+///
+/// `q` is the queue of a `Disk<T>`, on which this value holds one usage
+/// reference.
+struct QueueUsage<T: DiskOps> {
+    q: NonNull<bindings::request_queue>,
+    _ops: PhantomData<T>,
+}
+
+impl<T: DiskOps> QueueUsage<T> {
+    /// A reference of `rq`'s queue.
+    fn of(rq: &RequestRef<T>) -> Self {
+        // SAFETY: `rq` is valid; `q` is set at allocation and never null.
+        let q = unsafe { NonNull::new_unchecked((*rq.rq.as_ptr()).q) };
+        // SAFETY: `q` is the queue of a request in flight, which holds a
+        // usage reference itself: the queue is alive and its count above 0.
+        unsafe { helpers::lofi_queue_usage_get(q.as_ptr()) };
+        // INVARIANT: Taken just now, on the queue of a request of a `Disk<T>`.
+        Self {
+            q,
+            _ops: PhantomData,
+        }
+    }
+
+    /// The data of the queue's disk, alive while the reference is held.
+    fn data(&self) -> &T::Data {
+        // SAFETY: The disk's data (`queuedata`, see `RequestRef::data`) is
+        // released only after `del_gendisk()`, whose freeze waits for the
+        // queue's usage count to reach 0, which this reference (type
+        // invariant) prevents for as long as the borrow of `self`.
+        unsafe { &*self.q.as_ref().queuedata.cast::<T::Data>() }
+    }
+}
+
+impl<T: DiskOps> Drop for QueueUsage<T> {
+    fn drop(&mut self) {
+        // SAFETY: Drops the reference this value holds (type invariant);
+        // nothing of the queue is used after it.
+        unsafe { helpers::lofi_queue_usage_put(self.q.as_ptr()) };
     }
 }
 
@@ -875,8 +935,10 @@ impl<T: DiskOps> RequestRef<T> {
 /// through its [`Pdu`]'s `next`, whose duty to end it the list holds.
 #[pin_data]
 pub(crate) struct Lane<T: DiskOps> {
+    /// Taken with interrupts off: a request is punted from the completion
+    /// of asynchronous I/O too (see [`RequestRef::punt`]).
     #[pin]
-    pending: SpinLock<Pending>,
+    pending: SpinLockIrq<Pending>,
     #[pin]
     work: Work<Lane<T>>,
     _ops: PhantomData<fn() -> T>,
@@ -903,7 +965,11 @@ impl<T: DiskOps> WorkItem for Lane<T> {
         // batch, in order. A request punted after the last look queues the
         // work again (it is no longer pending once it runs).
         while let Some(rq) = lane.pop() {
-            let disposition = T::submit(&rq.data(), &rq, Submit::Worker);
+            // The request may end (asynchronous I/O) before `submit`
+            // returns: the data is held by a queue reference meanwhile.
+            let usage = QueueUsage::of(&rq);
+            let disposition = T::submit(usage.data(), &rq, Submit::Worker);
+            drop(usage);
             match disposition {
                 // Ended on the CPU that submitted it, as the requests of
                 // asynchronous I/O are: its caches are the waiter's.
@@ -919,7 +985,7 @@ impl<T: DiskOps> WorkItem for Lane<T> {
 impl<T: DiskOps> Lane<T> {
     fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            pending <- new_spinlock!(Pending {
+            pending <- new_spinlock_irq!(Pending {
                 head: core::ptr::null_mut(),
                 tail: core::ptr::null_mut(),
             }, "lofi::Lane::pending"),
@@ -1139,18 +1205,16 @@ impl<T: DiskOps> OpsTable<T> {
             rq: unsafe { NonNull::new_unchecked(rq) },
             _ops: PhantomData,
         };
-        let disposition = T::submit(&rq.data(), &rq, Submit::Inline);
+        // The request may end (asynchronous I/O) before `submit` returns:
+        // the data is held by a queue reference meanwhile.
+        let usage = QueueUsage::of(&rq);
+        let disposition = T::submit(usage.data(), &rq, Submit::Inline);
+        drop(usage);
         match disposition {
             Disposition::Done(status) => rq.end(status),
             // The request belongs to its I/O now.
             Disposition::InFlight => {}
-            Disposition::Punt => {
-                // The lanes are part of the data; a worker may end the
-                // request (and with it the borrow of the data) before
-                // `punt` returns, so the data is held by a reference here.
-                let data: Arc<T::Data> = rq.data().into();
-                T::lanes(&data).punt(rq);
-            }
+            Disposition::Punt => rq.punt(),
         }
         BlkStatus::OK.0
     }

@@ -60,8 +60,10 @@ pub(crate) struct Issue {
 /// # Invariants
 ///
 /// Used by one party at a time: the submitter, then (if punted) one
-/// worker, then (if asynchronous I/O was started) its completion; each
-/// handoff (queueing a work item, submitting I/O) orders the accesses.
+/// worker, then (if asynchronous I/O was started) its completion, which
+/// may hand it to a worker once more (I/O issued without blocking that
+/// would have blocked); each handoff (queueing a work item, submitting
+/// I/O) orders the accesses.
 /// `prepared` says whether `iocb` and `iter` describe the current request;
 /// `iter` may point into `vectors`, which is not changed while it does.
 #[repr(C)]
@@ -226,14 +228,36 @@ impl FileIo {
     }
 
     /// Drops one reference of the asynchronous start; the last completes
-    /// the request.
+    /// the request, or hands it to a worker when I/O issued without
+    /// blocking came back with "would block" (see [`FileIo::must_retry`]).
     fn put_ref<T: DiskOps<Cmd = FileIo>>(&self) {
         if self.refs.fetch_sub(1, Full) == 1 {
             // SAFETY: `self` is the `Cmd` of a request whose asynchronous
             // I/O was started, and this is the last of its two references:
             // the duty to end it is ours.
-            unsafe { RequestRef::<T>::from_cmd(self) }.complete();
+            let rq = unsafe { RequestRef::<T>::from_cmd(self) };
+            if self.must_retry() {
+                self.finish();
+                rq.punt();
+            } else {
+                rq.complete();
+            }
         }
+    }
+
+    /// Whether the asynchronous I/O just completed was issued without
+    /// blocking (`IOCB_NOWAIT`, from the submitter's context) and failed
+    /// only because it would have blocked: a direct write that spans a
+    /// mapped and an unmapped extent, say, whose first part was already
+    /// sent when the second one could not be allocated without waiting.
+    /// The whole request is then done again by a worker, which may block
+    /// (redoing the part that was done writes the same data again).
+    fn must_retry(&self) -> bool {
+        let ret = self.result.load(Acquire);
+        // SAFETY: The completion is the request's one user now; the iocb
+        // is ours (type invariant).
+        let nowait = unsafe { (*self.iocb.get()).ki_flags } & IOCB_NOWAIT != 0;
+        nowait && (ret == EAGAIN.to_errno() as c_long || ret == EOPNOTSUPP.to_errno() as c_long)
     }
 
     /// `ki_complete` of asynchronous I/O.

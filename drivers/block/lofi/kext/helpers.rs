@@ -38,4 +38,10 @@ extern "C" {
     ) -> *mut c_void;
     /// `set_active_memcg()`.
     pub(crate) fn lofi_set_active_memcg(memcg: *mut c_void);
+    /// `percpu_ref_get(&q->q_usage_counter)`: a usage reference of the
+    /// queue, as a request in flight holds; no freeze completes meanwhile.
+    pub(crate) fn lofi_queue_usage_get(q: *mut bindings::request_queue);
+    /// `percpu_ref_put(&q->q_usage_counter)` (`blk_queue_exit()`), in any
+    /// context.
+    pub(crate) fn lofi_queue_usage_put(q: *mut bindings::request_queue);
 }
