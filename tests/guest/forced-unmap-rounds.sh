@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Forced unmap under load, repeated (5 rounds; 50 with LOFI_STRESS=1).
-# Each round maps a fresh 32 MiB image and runs two loads on its device:
+# Each round maps a fresh 32 MiB image (buffered in odd rounds, with direct
+# I/O in even ones) and runs two loads on its device:
 # fio (4 KiB O_DIRECT random writes interleaved with verifying reads of
 # what it wrote, crc32c) above 8 MiB, and lofi_durable (stamped blocks
 # below 4 MiB, fdatasync every eighth write, each acknowledged write
@@ -73,10 +74,15 @@ for ((r = 1; r <= rounds; r++)); do
 	img=$PWD/round.img
 	rm -f "$img" marker
 	truncate -s 32M "$img"
-	dev=$("$map" map "$img") || fail "round $r: map failed"
+	# Odd rounds map buffered, even rounds with direct I/O (which the
+	# scratch file system must grant).
+	mapping=buffered
+	[ $((r % 2)) -eq 1 ] || mapping=direct
+	dev=$("$map" map "$img" ${mapping#buffered} 2>map.err) || fail "round $r: map ($mapping) failed: $(cat map.err)"
+	! grep -q "direct I/O refused" map.err || fail "round $r: direct I/O refused for $img"
 	n=${dev#/dev/lofi/}
 	wait_for 5 test -b "$dev" || fail "round $r: $dev is not a block device"
-	echo "round $r: $dev mapped, starting fio and lofi_durable"
+	echo "round $r: $dev mapped ($mapping), starting fio and lofi_durable"
 
 	"$durable" "$dev" "$img" 1024 "$PWD/marker" "$r" >durable.out 2>durable.err &
 	durable_pid=$!
@@ -149,7 +155,7 @@ for ((r = 1; r <= rounds; r++)); do
 	wait_for 10 test ! -e "/sys/block/lofi$n" || fail "round $r: lofi$n still exists after the loads exited"
 	[ -z "$("$map" list)" ] || fail "round $r: mappings left: $("$map" list)"
 	[ "$round_ok" = 1 ] || failures=$((failures + 1))
-	echo "round $r: ok=$round_ok, fio status $fio_status, $(grep -v '^started' durable.out)"
+	echo "round $r ($mapping): ok=$round_ok, fio status $fio_status, $(grep -v '^started' durable.out)"
 done
 
 figure forced-unmap-rounds rounds="$rounds" hung="$hung" verify-mismatches="$mismatches" \
