@@ -62,6 +62,12 @@
  *    BLKROGET (values; bad pointers EFAULT); the control commands and
  *    random command numbers (ENOTTY; see blk_random_cmd() for which
  *    numbers are never sent and why);
+ *  - BLKDISCARD, BLKZEROOUT and BLKSECDISCARD through a write open of a
+ *    held device (ENXIO when gone, EROFS when read-only): valid, misaligned,
+ *    empty, past-the-end and wrapping ranges, and bad pointers, each given
+ *    block/ioctl.c's answer in its order (discard: EOPNOTSUPP once
+ *    discard_max_bytes is 0; secure erase: always EOPNOTSUPP); a range
+ *    discarded or zeroed reads back as zeros (counted, zeroed=);
  *  - forced unmaps and detach-at-last-close unmaps of devices the fuzzer
  *    holds open: the device is "gone" (LOFI_DKIOCSTATE: LOFI_DKIO_DEV_GONE,
  *    opens ENXIO, no longer a mapping, its N still in use: EEXIST) or still
@@ -118,7 +124,7 @@
  * flag of its fixture and prints a last line
  *   RESULT calls=N unexpected=N maps=N unmaps=N ebusy=N udev-waits=N
  *          udev-held=N gone-pairs=N mappings=N direct-asked=N
- *          direct-granted=N seed=S errnos=EINVAL:n,...
+ *          direct-granted=N zeroed=N seed=S errnos=EINVAL:n,...
  * (maps and unmaps: successful ones; mappings: those left, in model.list;
  * direct-asked: successful maps that asked for LOFI_FLAG_DIRECT_IO,
  * direct-granted: those that got it).
@@ -2026,6 +2032,151 @@ static void held_unmap(void)
 	ctl_call(by_name ? C_UNMAP : C_UNMAP_MINOR, rndn(2), P_GOOD, &li, "unmap of a held device");
 }
 
+/* discard_max_bytes of lofiN's queue (0 if it cannot be read). */
+static uint64_t discard_max(unsigned n)
+{
+	char p[96], buf[32];
+	uint64_t v = 0;
+	FILE *f;
+
+	snprintf(p, sizeof(p), "/sys/block/lofi%u/queue/discard_max_bytes", n);
+	f = fopen(p, "re");
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f))
+		v = strtoull(buf, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+/* A byte range of a device of BYTES bytes and block size BS: valid mostly,
+ * else misaligned, empty, past the end or wrapping around. */
+static void rnd_range(uint64_t bytes, uint32_t bs, uint64_t range[2])
+{
+	uint64_t blocks = bytes / bs, start, len;
+
+	start = blocks ? (uint64_t)rndn((unsigned)(blocks > 1u << 30 ? 1u << 30 : blocks)) * bs : 0;
+	len = (uint64_t)(1 + rndn(32)) * bs;
+	if (start + len > bytes)
+		len = bytes - start;
+	switch (rndn(10)) {
+	case 0: start += 1 + rndn(511); break;		/* misaligned start */
+	case 1: len += 1 + rndn(511); break;		/* misaligned length */
+	case 2: len = 0; break;
+	case 3: start = bytes; len = bs; break;		/* past the end */
+	case 4: len = bytes - start + bs; break;	/* runs past the end */
+	case 5: start = UINT64_MAX - (bs - 1); len = 2 * (uint64_t)bs; break;	/* wraps */
+	default: break;
+	}
+	range[0] = start;
+	range[1] = len;
+}
+
+/* What block/ioctl.c answers BLKDISCARD, BLKSECDISCARD or BLKZEROOUT with
+ * on a write open of a writable device, in the order it checks. */
+static int predict_zeroing(unsigned long cmd, int ptr, const uint64_t range[2], uint64_t bytes,
+			   uint32_t bs, uint64_t disc)
+{
+	uint64_t start = range[0], len = range[1], end;
+
+	if (cmd == BLKSECDISCARD)
+		return EOPNOTSUPP;	/* lofi advertises no secure erase */
+	if (ptr_read_fails(ptr))
+		return EFAULT;
+	if (cmd == BLKDISCARD) {
+		if (!disc)
+			return EOPNOTSUPP;
+		if (((start | len) & (bs - 1)) || !len)
+			return EINVAL;
+		if (__builtin_add_overflow(start, len, &end) || end > bytes)
+			return EINVAL;
+		return 0;
+	}
+	end = start + len - 1;
+	if ((start & 511) || (len & 511) || end >= bytes || end < start)
+		return EINVAL;
+	return 0;
+}
+
+/*
+ * Discard, secure erase and zero-out through a write open of a held
+ * device (the held descriptors are read-only, which would only give
+ * EBADF): a gone device refuses the open (ENXIO), a read-only one too
+ * (EROFS); on a writable one each range gets block/ioctl.c's answer
+ * exactly, and a range discarded or zeroed reads back as zeros (lofi
+ * punches or zeroes it in the backing file), unless the discard switched
+ * discard off (the backing file cannot punch holes: discard_max_bytes is
+ * 0 after it, and the block layer reports such a discard as done).
+ */
+static long long zeroings;
+
+static void blk_zeroing(void)
+{
+	static const struct { unsigned long cmd; const char *name; } z[] = {
+		{ BLKDISCARD, "BLKDISCARD" }, { BLKZEROOUT, "BLKZEROOUT" }, { BLKSECDISCARD, "BLKSECDISCARD" },
+	};
+	unsigned n = held[rndn(nheld)].n, zi = chance(100) ? 2 : rndn(2);
+	struct slot *s = &slots[n];
+	uint64_t range[2], bytes = s->sectors * 512, disc;
+	int fd, err, want_err, ptr, r;
+	char p[64], what[96];
+	static char buf[65536];
+	void *arg;
+
+	snprintf(p, sizeof(p), "/dev/lofi/%u", n);
+	fd = open(p, O_RDWR | O_CLOEXEC);
+	err = fd < 0 ? errno : 0;
+	opens++;
+	want_err = s->state == S_GONE ? ENXIO : s->ro ? EROFS : 0;
+	if (err != want_err) {
+		unexp("open(%s, O_RDWR) of a %s %s device -> %s, want %s", p, s->ro ? "read-only" : "writable",
+		      s->state == S_GONE ? "gone" : "mapped", ename(err), ename(want_err));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (fd < 0 || !bytes || !s->bs) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	disc = discard_max(n);
+	rnd_range(bytes, s->bs, range);
+	ptr = chance(900) ? P_GOOD : rnd_bad_read_ptr();
+	arg = place(ptr, range, sizeof(range));
+	want_err = predict_zeroing(z[zi].cmd, ptr, range, bytes, s->bs, disc);
+	calls++;
+	r = ioctl(fd, z[zi].cmd, arg);
+	err = r < 0 ? errno : 0;
+	count_result(err);
+	snprintf(what, sizeof(what), "%s [%" PRIu64 ", +%" PRIu64 ")", z[zi].name, range[0], range[1]);
+	/* A zero-out of 512-byte units inside a larger block: the block
+	 * layer may refuse the misaligned bios it makes (EINVAL or EIO). */
+	if (z[zi].cmd == BLKZEROOUT && !want_err && ((range[0] | range[1]) & (s->bs - 1)) &&
+	    (err == EINVAL || err == EIO))
+		want_err = err;
+	blk_result(n, what, ptr, err, want_err);
+	if (!err && !want_err && ptr == P_GOOD && (z[zi].cmd == BLKZEROOUT || discard_max(n))) {
+		size_t len = range[1] < sizeof(buf) ? (size_t)range[1] : sizeof(buf);
+		ssize_t got = pread(fd, buf, len, (off_t)range[0]);
+		size_t i;
+
+		zeroings++;
+		if (got != (ssize_t)len) {
+			unexp("/dev/lofi/%u: reading back %zu bytes at %" PRIu64 " after %s -> %zd (%s)", n, len,
+			      range[0], z[zi].name, got, got < 0 ? ename(errno) : "short");
+		} else {
+			for (i = 0; i < len && !buf[i]; i++)
+				;
+			if (i < len)
+				unexp("/dev/lofi/%u: byte %" PRIu64 " is %#x after %s of [%" PRIu64 ", +%" PRIu64
+				      "), want 0", n, range[0] + i, (unsigned char)buf[i], z[zi].name, range[0],
+				      range[1]);
+		}
+	}
+	close(fd);
+}
+
 static void blk_op(void)
 {
 	unsigned k = rndn(1000);
@@ -2040,6 +2191,10 @@ static void blk_op(void)
 	}
 	if (k < 65) {
 		held_unmap();
+		return;
+	}
+	if (k < 100) {
+		blk_zeroing();
 		return;
 	}
 	blk_call();
@@ -2250,9 +2405,9 @@ int main(int argc, char **argv)
 	printf("lofi_fuzz: %lld waits for a number to be free again after an unmap of an open device "
 	       "(%lld probes), longest %.2f s\n", settles, free_probes, settle_max);
 	printf("RESULT calls=%lld unexpected=%lld maps=%lld unmaps=%lld ebusy=%lld udev-waits=%lld "
-	       "udev-held=%lld gone-pairs=%lld mappings=%d direct-asked=%lld direct-granted=%lld seed=%llu "
-	       "errnos=", calls, unexpected, maps, unmaps, ebusy, udev_waits, udev_held, pairs, live_count(),
-	       direct_asked, direct_granted, seed);
+	       "udev-held=%lld gone-pairs=%lld mappings=%d direct-asked=%lld direct-granted=%lld "
+	       "zeroed=%lld seed=%llu errnos=", calls, unexpected, maps, unmaps, ebusy, udev_waits, udev_held,
+	       pairs, live_count(), direct_asked, direct_granted, zeroings, seed);
 	first = 1;
 	for (i = 1; i < 256; i++)
 		if (errcounts[i]) {
