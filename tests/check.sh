@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make check`: every test. Host checks, the VM suites against the real
 # module (KUnit included), lofiadm with it and the short form of the
-# reliability scenarios (crash durability included), the in-tree build
-# proof and the runner's self-test. Ends with the figures of the
+# reliability scenarios (crash durability included), the data path's
+# tests, the benchmark's smoke form, the in-tree build proof and the
+# runner's self-test. Ends with the figures of the
 # reliability scenarios and one line "N passed, N failed" over all of
 # them, and exits non-zero on any failure.
 set -uo pipefail
@@ -21,9 +22,12 @@ stage host-checks "$LOFI_ROOT/tests/host-checks.sh"
 # The reliability scenarios run in their short form (make stress: long).
 vm_out=$LOFI_ROOT/tests/out/check-vm
 stage vm-tests "$LOFI_ROOT/tests/vm-run.sh" --timeout 3600 --out "$vm_out" \
-	@foundation @driver @hardening @lofiadm demo @reliability
+	@foundation @driver @datapath @hardening @lofiadm demo @reliability
 # Crash durability boots the guest once per hard reset (its own runs).
 stage crash-durability "$LOFI_ROOT/tests/crash-durability.sh" --out "$LOFI_ROOT/tests/out/crash"
+# The benchmark's ten-second form, so that `make bench` cannot rot (its
+# figures are not judged: timings are no test).
+stage bench-smoke "$LOFI_ROOT/scripts/bench.sh" --smoke
 stage intree-build "$LOFI_ROOT/scripts/intree-build.sh" --test
 stage runner-selftest "$LOFI_ROOT/tests/selftest.sh"
 
