@@ -7,6 +7,8 @@
 #     device, buffered and O_DIRECT, each read back, then fsync, the page
 #     cache dropped, every sector checked and the device compared with its
 #     backing file;
+#   - the same random I/O on an 8 MiB device whose backing file is on
+#     the 9p share with the host (a network file system);
 #   - a per-sector pattern over the whole of 512-byte, 1 MiB and 64 MiB
 #     devices (buffered and O_DIRECT opens);
 #   - a 5 GiB sparse device: its size, a sampled pattern (QEMU TCG is ~50x
@@ -64,6 +66,21 @@ for mapping in buffered direct; do
 	cmp random.copy random.img || fail "the backing file differs from what the device read before the unmap ($mapping mapping)"
 	rm -f random.copy random.img
 done
+
+# 1b. A backing file on the 9p share with the host ($LOFI_RESULTS): a
+# network file system (netfs), which serves lofi's I/O unbuffered and does
+# not move the caller's iterator as a local file system does.
+echo "=== random I/O, 8 MiB, backing file on 9p"
+nine=$LOFI_RESULTS/data-integrity-9p.img
+rm -f "$nine"
+truncate -s 8M "$nine"
+dev=$(map_file "$nine")
+"$data" random --buffered --seed 31 --iterations 40 "$dev" "$nine" || fail "buffered random I/O on $dev (9p backing file)"
+"$data" random --direct --seed 32 --iterations 40 "$dev" "$nine" || fail "O_DIRECT random I/O on $dev (9p backing file)"
+dd if="$dev" of=random.copy bs=1M iflag=direct status=none || fail "reading $dev failed"
+"$map" unmap "$dev" || fail "unmap $dev failed"
+cmp random.copy "$nine" || fail "the 9p backing file differs from what the device read before the unmap"
+rm -f random.copy "$nine"
 
 # 2. The whole-device pattern, in both I/O modes, on both kinds of mapping
 # (size:open mode:mapping).

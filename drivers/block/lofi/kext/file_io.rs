@@ -126,6 +126,28 @@ impl FileIo {
         }
     }
 
+    /// Makes the iterator say what a call that moved `done` bytes left:
+    /// `before - done` bytes (`before` being what was left before it).
+    /// File systems do not all move the caller's iterator as they report:
+    /// netfs (9p, AFS, CIFS), for one, leaves a kernel iterator where it
+    /// was after an unbuffered write, and advances it by all of a read
+    /// that came back short. The count returned is what happened.
+    fn settle_iter(&self, before: usize, done: usize) {
+        let want = before - done.min(before);
+        let now = self.remaining();
+        let iter = self.iter.get();
+        // SAFETY: `iter` is ours and prepared over the request's data
+        // (type invariant); moving it within that data (`want` is at most
+        // `before`, which it covered) keeps it valid.
+        unsafe {
+            if now > want {
+                bindings::iov_iter_advance(iter, now - want);
+            } else if now < want {
+                bindings::iov_iter_revert(iter, want - now);
+            }
+        }
+    }
+
     /// Points `iocb` and `iter` at the request's data and `file`.
     fn prepare<T: DiskOps>(
         &self,
@@ -247,9 +269,9 @@ impl FileIo {
 
     /// Whether the asynchronous I/O just completed was issued without
     /// blocking (`IOCB_NOWAIT`, from the submitter's context) and failed
-    /// only because it would have blocked: a direct write that spans a
-    /// mapped and an unmapped extent, say, whose first part was already
-    /// sent when the second one could not be allocated without waiting.
+    /// only because it would have blocked: a bio sent down with
+    /// `REQ_NOWAIT` that the backing device could not take without
+    /// waiting, say, after other parts of the I/O had been sent.
     /// The whole request is then done again by a worker, which may block
     /// (redoing the part that was done writes the same data again).
     fn must_retry(&self) -> bool {
@@ -346,6 +368,7 @@ pub(crate) fn serve_rw<T: DiskOps<Cmd = FileIo>>(
             // SAFETY: Ours.
             unsafe { *io.expected.get() = io.remaining() };
         }
+        let before = io.remaining();
         let ret = io.call(file);
         if ret == -EIOCBQUEUED {
             // The completion holds the other reference.
@@ -361,6 +384,7 @@ pub(crate) fn serve_rw<T: DiskOps<Cmd = FileIo>>(
             }
             return Disposition::Done(error_status(ret));
         }
+        io.settle_iter(before, ret as usize);
         let left = io.remaining();
         if left == 0 {
             return Disposition::Done(BlkStatus::OK);
