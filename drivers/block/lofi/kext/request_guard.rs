@@ -77,6 +77,18 @@ impl<T> RequestGuarded<T> {
         self.closed.store(true, Release);
     }
 
+    /// Closes the value, and makes this caller the one that takes it out:
+    /// true for the first caller whose disk (of queue identity `queue`) is
+    /// the bound one (or when none was bound), false for every other.
+    fn claim(&self, queue: usize) -> bool {
+        self.close();
+        let bound = self.queue.load(Acquire);
+        if bound != 0 && bound != queue {
+            return false;
+        }
+        self.taken.cmpxchg(false, true, Full).is_ok()
+    }
+
     /// Closes the value and takes it out while no request of `disk` is in
     /// flight: freezes the queue, which waits for the requests in flight to
     /// end. The first caller gets the value; the others `None`. `disk` must
@@ -84,12 +96,7 @@ impl<T> RequestGuarded<T> {
     ///
     /// Process context, without locks that the requests' I/O may need.
     pub(crate) fn revoke<D: DiskOps>(&self, disk: &Disk<D>) -> Option<T> {
-        self.close();
-        let bound = self.queue.load(Acquire);
-        if bound != 0 && bound != disk.queue_id() {
-            return None;
-        }
-        if self.taken.cmpxchg(false, true, Full).is_err() {
+        if !self.claim(disk.queue_id()) {
             return None;
         }
         // SAFETY: This caller set `taken`, which no other does, and the
@@ -104,12 +111,7 @@ impl<T> RequestGuarded<T> {
     /// first caller gets the value; the others `None`. `disk` must be the
     /// bound disk (or no disk was bound); else nothing is taken.
     pub(crate) fn take_removed<D: DiskOps>(&self, disk: &RemovedDisk<D>) -> Option<T> {
-        self.close();
-        let bound = self.queue.load(Acquire);
-        if bound != 0 && bound != disk.queue_id() {
-            return None;
-        }
-        if self.taken.cmpxchg(false, true, Full).is_err() {
+        if !self.claim(disk.queue_id()) {
             return None;
         }
         // SAFETY: This caller set `taken`, which no other does, and the
