@@ -17,13 +17,10 @@
 # shellcheck source=tests/guest/lib.sh
 . "$LOFI_ROOT/tests/guest/lib.sh"
 
-prog_dir=${LOFI_PROG_DIR:-$LOFI_ROOT/tests/guest/prog/out}
 abi64=$prog_dir/lofi_abi_test
 abi32=$prog_dir/lofi_abi_test-32
 map=$prog_dir/lofi_map
-for p in "$abi64" "$map"; do
-	[ -x "$p" ] || fail "$p missing: the VM runner builds it on the host (make -C tests/guest/prog OUT=$prog_dir)"
-done
+need_progs "$abi64" "$map"
 
 loopdev=
 cleanup() {

@@ -21,12 +21,9 @@
 # shellcheck source=tests/guest/lib.sh
 . "$LOFI_ROOT/tests/guest/lib.sh"
 
-prog_dir=${LOFI_PROG_DIR:-$LOFI_ROOT/tests/guest/prog/out}
 map=$prog_dir/lofi_map
 data=$prog_dir/lofi_data_test
-for p in "$map" "$data"; do
-	[ -x "$p" ] || fail "$p missing: the VM runner builds it on the host (make -C tests/guest/prog OUT=$prog_dir)"
-done
+need_progs "$map" "$data"
 
 cleanup() {
 	set +e

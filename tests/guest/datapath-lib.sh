@@ -6,13 +6,10 @@
 # probes of the page cache, of allocated blocks, of the queue limits and of
 # the kernel log.
 
-prog_dir=${LOFI_PROG_DIR:-$LOFI_ROOT/tests/guest/prog/out}
-map=$prog_dir/lofi_map
+map=${prog_dir:?sourced after lib.sh}/lofi_map
 dioalign=$prog_dir/lofi_dioalign
 data=$prog_dir/lofi_data_test
-for p in "$map" "$dioalign" "$data"; do
-	[ -x "$p" ] || fail "$p missing: the VM runner builds it on the host (make -C tests/guest/prog OUT=$prog_dir)"
-done
+need_progs "$map" "$dioalign" "$data"
 
 # dp_ext4_setup SIZE [SECTOR]: like bk_setup (the same $bk_img, $bk_loop,
 # $bk_mnt, so bk_umount_wait and bk_teardown apply), but the loop device

@@ -14,12 +14,9 @@
 # shellcheck source=tests/guest/lib.sh
 . "$LOFI_ROOT/tests/guest/lib.sh"
 
-prog_dir=${LOFI_PROG_DIR:-$LOFI_ROOT/tests/guest/prog/out}
 map=$prog_dir/lofi_map
 durable=$prog_dir/lofi_durable
-for p in "$map" "$durable"; do
-	[ -x "$p" ] || fail "$p missing: the VM runner builds it on the host (make -C tests/guest/prog OUT=$prog_dir)"
-done
+need_progs "$map" "$durable"
 command -v fio >/dev/null || fail "fio is not installed on the host (DEBIAN_PACKAGES in scripts/versions.env)"
 rounds=$(stress_or 5 50)
 

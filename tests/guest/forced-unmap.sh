@@ -10,9 +10,8 @@
 # shellcheck source=tests/guest/lib.sh
 . "$LOFI_ROOT/tests/guest/lib.sh"
 
-prog_dir=${LOFI_PROG_DIR:-$LOFI_ROOT/tests/guest/prog/out}
 map=$prog_dir/lofi_map
-[ -x "$map" ] || fail "$map missing: the VM runner builds it on the host (make -C tests/guest/prog OUT=$prog_dir)"
+need_progs "$map"
 command -v fio >/dev/null || fail "fio is not installed on the host (DEBIAN_PACKAGES in scripts/versions.env)"
 
 fio_pid=

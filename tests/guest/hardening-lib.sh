@@ -3,12 +3,9 @@
 # programs, and an ext4 file system on a loop device to keep backing files
 # on, whose umount tells whether a backing file is still open (EBUSY).
 
-prog_dir=${LOFI_PROG_DIR:-$LOFI_ROOT/tests/guest/prog/out}
-map=$prog_dir/lofi_map
+map=${prog_dir:?sourced after lib.sh}/lofi_map
 hard=$prog_dir/lofi_hardening
-for p in "$map" "$hard"; do
-	[ -x "$p" ] || fail "$p missing: the VM runner builds it on the host (make -C tests/guest/prog OUT=$prog_dir)"
-done
+need_progs "$map" "$hard"
 
 # bad MESSAGE: record a failed check and go on; a test ends with
 # [ "$failures" -eq 0 ] || fail ...

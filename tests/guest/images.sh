@@ -15,9 +15,8 @@
 # shellcheck source=tests/guest/lib.sh
 . "$LOFI_ROOT/tests/guest/lib.sh"
 
-prog_dir=${LOFI_PROG_DIR:-$LOFI_ROOT/tests/guest/prog/out}
 map=$prog_dir/lofi_map
-[ -x "$map" ] || fail "$map missing: the VM runner builds it on the host (make -C tests/guest/prog OUT=$prog_dir)"
+need_progs "$map"
 
 cleanup() {
 	set +e

@@ -22,13 +22,10 @@
 # shellcheck source=tests/guest/lib.sh
 . "$LOFI_ROOT/tests/guest/lib.sh"
 
-prog_dir=${LOFI_PROG_DIR:-$LOFI_ROOT/tests/guest/prog/out}
 fuzz=$prog_dir/lofi_fuzz
 fuzz32=$prog_dir/lofi_fuzz-32
 map=$prog_dir/lofi_map
-for p in "$fuzz" "$map"; do
-	[ -x "$p" ] || fail "$p missing: the VM runner builds it on the host (make -C tests/guest/prog OUT=$prog_dir)"
-done
+need_progs "$fuzz" "$map"
 
 calls=$(stress_or 50000 1000000)
 calls32=$(stress_or 10000 200000)

@@ -24,6 +24,16 @@ expect_eq() {
 
 lofi_loaded() { grep -q '^lofi ' /proc/modules; }
 
+# The test programs of tests/guest/prog, built on the host by the VM runner.
+prog_dir=${LOFI_PROG_DIR:-$LOFI_ROOT/tests/guest/prog/out}
+# need_progs PATH...: fail unless each test program is there.
+need_progs() {
+	local p
+	for p in "$@"; do
+		[ -x "$p" ] || fail "$p missing: the VM runner builds it on the host (make -C tests/guest/prog OUT=$prog_dir)"
+	done
+}
+
 load_lofi() {
 	insmod "$LOFI_KO" "$@" || fail "insmod $LOFI_KO failed"
 	lofi_loaded || fail "lofi is not in /proc/modules after insmod"

@@ -22,12 +22,9 @@
 # shellcheck source=tests/guest/lib.sh
 . "$LOFI_ROOT/tests/guest/lib.sh"
 
-prog_dir=${LOFI_PROG_DIR:-$LOFI_ROOT/tests/guest/prog/out}
 storm=$prog_dir/lofi_storm
 map=$prog_dir/lofi_map
-for p in "$storm" "$map"; do
-	[ -x "$p" ] || fail "$p missing: the VM runner builds it on the host (make -C tests/guest/prog OUT=$prog_dir)"
-done
+need_progs "$storm" "$map"
 
 signal_rounds=$(stress_or 16 160)
 rmmod_rounds=$(stress_or 16 240)

@@ -32,9 +32,9 @@ impl WorkItem for Device {
 /// file once the device is no mapping, then removes the disk and frees the
 /// number once it is retired. A device retired while nobody had it open
 /// has its disk removed before the file is closed (one drain instead of
-/// two; nobody waits for the file under the disk's `open_mutex`). Each step is done once; a later run (queued
-/// again by a later state change, or by the release of the gendisk) finds
-/// it done.
+/// two; nobody waits for the file under the disk's `open_mutex`). Each
+/// step is done once; a later run (queued again by a later state change,
+/// or by the release of the gendisk) finds it done.
 fn teardown(dev: &Arc<Device>) {
     let phase = dev.phase();
     if phase.is_mapping() {
