@@ -178,7 +178,7 @@ progress() {
 }
 progress &
 progress_pid=$!
-trap 'kill "$progress_pid" 2>/dev/null; [ -z "$disk" ] || rm -f "$disk"' EXIT
+trap 'kill "$progress_pid" 2>/dev/null || true; [ -z "$disk" ] || rm -f "$disk"' EXIT
 vm_status=0
 "$LOFI_ROOT/tests/vm-run.sh" --timeout "$vm_timeout" --out "$out/vm" bench >"$out/vm-run.log" 2>&1 || vm_status=$?
 kill "$progress_pid" 2>/dev/null || true
