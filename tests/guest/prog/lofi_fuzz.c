@@ -40,8 +40,8 @@
  *    li_reserved check, before the path is looked at); the other commands
  *    ignore them; the maps and the mapping queries return li_offset 0 and
  *    li_sizelimit 0, and li_flags 0 with li_block_size 512, except for a
- *    map that asked for LOFI_FLAG_DIRECT_IO (one plausible map in seven
- *    does): it returns li_flags 0 (refused: buffered, li_block_size 512) or
+ *    map that asked for LOFI_FLAG_DIRECT_IO (every plausible map until
+ *    one that asked succeeds, then one in seven): it returns li_flags 0 (refused: buffered, li_block_size 512) or
  *    LOFI_FLAG_DIRECT_IO (granted: li_block_size 512 .. 4096, a power of
  *    two), and the queries and BLKSSZGET of its disk then report the same;
  *  - bad arguments: NULL, (void *)1, a PROT_NONE page, a kernel address, a
@@ -1560,8 +1560,12 @@ static int plausible(int ci, struct lofi_ioctl *li)
 		li->li_cleanup = chance(300) ? rnd_flag() : 0;
 	}
 	li->li_readonly = rnd_flag();
-	/* Direct I/O asked for: a valid flag, so the map goes ahead. */
-	if ((ci == C_MAP || ci == C_MAP_MINOR) && chance(143))
+	/*
+	 * Direct I/O asked for: a valid flag, so the map goes ahead.  Every
+	 * map asks until one that asked has succeeded, so that even a short
+	 * run maps in direct I/O mode; then one in seven does.
+	 */
+	if ((ci == C_MAP || ci == C_MAP_MINOR) && (direct_asked == 0 || chance(143)))
 		li->li_flags = LOFI_FLAG_DIRECT_IO;
 	if (chance(30))
 		rnd_map_fields(li);
