@@ -122,21 +122,51 @@ fn request_path(li: &LofiIoctl) -> Result<&CStr> {
     Ok(path)
 }
 
+/// The map options of a request, as far as they can be checked without
+/// the backing file.
+struct MapOptions {
+    /// The logical block size asked for, if any.
+    block_size: Option<u32>,
+    /// The mapped region: where it starts in the file, and its length
+    /// (0: to the end).
+    offset: u64,
+    sizelimit: u64,
+}
+
+impl MapOptions {
+    /// The block size the region is measured in: the one asked for, or
+    /// the default.
+    fn region_block(&self) -> u32 {
+        self.block_size.unwrap_or(uapi::LOFI_BLOCK_SIZE_DEFAULT)
+    }
+}
+
 /// Checks the map options against what this driver implements: unknown
-/// flags (any but `LOFI_FLAG_DIRECT_IO`), a block size other than the
-/// default, an offset or a size limit are `EINVAL` (see the extension rules
-/// in include/uapi/linux/lofi.h), and so is an algorithm name (compressed
-/// images are not supported yet).
-fn check_map_options(li: &LofiIoctl) -> Result {
+/// flags (any but `LOFI_FLAG_DIRECT_IO`), a block size lofi cannot present,
+/// an offset that is no multiple of 512 or a size limit that is no multiple
+/// of the block size are `EINVAL` (see the extension rules in
+/// include/uapi/linux/lofi.h), and so is an algorithm name (compressed
+/// images are not supported yet). The region is checked against the file
+/// once it is open ([`geometry::region_sectors`]).
+fn check_map_options(li: &LofiIoctl) -> Result<MapOptions> {
+    let block_size = match li.li_block_size {
+        0 => None,
+        size if geometry::valid_block_size(size) => Some(size),
+        _ => return Err(EINVAL),
+    };
+    let options = MapOptions {
+        block_size,
+        offset: li.li_offset,
+        sizelimit: li.li_sizelimit,
+    };
     if li.li_flags & !uapi::LOFI_FLAGS_KNOWN != 0
-        || !matches!(li.li_block_size, 0 | uapi::LOFI_BLOCK_SIZE_DEFAULT)
-        || li.li_offset != 0
-        || li.li_sizelimit != 0
+        || options.offset % geometry::SECTOR_SIZE != 0
+        || options.sizelimit % u64::from(options.region_block()) != 0
         || li.li_algorithm[0] != 0
     {
         return Err(EINVAL);
     }
-    Ok(())
+    Ok(options)
 }
 
 /// Fills the output fields of a request for the device `dev`.
@@ -149,11 +179,22 @@ fn describe(li: &mut LofiIoctl, dev: &Device) -> Result {
         0
     };
     li.li_block_size = dev.logical_block_size;
-    li.li_offset = 0;
-    li.li_sizelimit = 0;
+    li.li_offset = dev.offset;
+    li.li_sizelimit = dev.sizelimit;
     let path = CString::try_from_fmt(fmt!("/dev/lofi/{}", dev.number))?;
     uapi::set_c_string(&mut li.li_devpath, path.to_bytes());
     Ok(())
+}
+
+/// The part of the backing file a new mapping presents.
+#[derive(Clone, Copy, Debug)]
+struct Region {
+    /// Where it starts in the file, in bytes.
+    offset: u64,
+    /// The size limit asked for (0: to the end of the file).
+    sizelimit: u64,
+    /// The disk's capacity, in sectors.
+    sectors: u64,
 }
 
 /// How a mapping's I/O reaches its backing file.
@@ -168,12 +209,14 @@ struct IoMode {
 }
 
 impl IoMode {
-    /// Buffered I/O, 512-byte sectors.
-    const BUFFERED: Self = Self {
-        direct: false,
-        logical_block_size: uapi::LOFI_BLOCK_SIZE_DEFAULT,
-        dma_alignment: 511,
-    };
+    /// Buffered I/O, with `logical_block_size` bytes per block.
+    fn buffered(logical_block_size: u32) -> Self {
+        Self {
+            direct: false,
+            logical_block_size,
+            dma_alignment: 511,
+        }
+    }
 
     /// The capacity in 512-byte sectors of a mapping of `sectors`: whole
     /// logical blocks only.
@@ -183,17 +226,32 @@ impl IoMode {
     }
 }
 
-/// The direct I/O mode for `file`, mapped with `sectors`, or why it
-/// cannot have one: the file must support `O_DIRECT`, with an offset
-/// alignment lofi can present as a logical block size (512 .. 4096 bytes),
-/// and hold at least one such block.
-fn direct_io_mode(file: &KernelFile, sectors: u64) -> core::result::Result<IoMode, &'static str> {
+/// The direct I/O mode for the region of `file` that `options` name,
+/// `sectors` long, or why it cannot have one: the file must support
+/// `O_DIRECT`, with an offset alignment lofi can present as a logical block
+/// size (512 .. 4096 bytes) no larger than the one asked for, the region
+/// must start on that alignment, and hold at least one block.
+fn direct_io_mode(
+    file: &KernelFile,
+    options: &MapOptions,
+    sectors: u64,
+) -> core::result::Result<IoMode, &'static str> {
     let align = file
         .dio_align()
         .ok_or("the file system does not support it")?;
-    let lbs = align.offset.max(uapi::LOFI_BLOCK_SIZE_DEFAULT);
-    if !lbs.is_power_of_two() || lbs > 4096 {
+    let needed = align.offset.max(uapi::LOFI_BLOCK_SIZE_DEFAULT);
+    if !geometry::valid_block_size(needed) {
         return Err("its alignment is not a block size lofi can present");
+    }
+    let lbs = match options.block_size {
+        Some(asked) if asked < needed => {
+            return Err("its alignment is larger than the block size asked for");
+        }
+        Some(asked) => asked,
+        None => needed,
+    };
+    if options.offset % u64::from(needed) != 0 {
+        return Err("the offset is not a multiple of its alignment");
     }
     let mode = IoMode {
         direct: true,
@@ -209,7 +267,7 @@ fn direct_io_mode(file: &KernelFile, sectors: u64) -> core::result::Result<IoMod
 
 impl Control {
     fn map(&self, li: &mut LofiIoctl, arg: usize, requested: Option<u32>) -> Result<isize> {
-        check_map_options(li)?;
+        let options = check_map_options(li)?;
         let path = request_path(li)?;
         let max = self.table.lock().max();
         match requested {
@@ -218,17 +276,23 @@ impl Control {
             _ => {}
         }
         let file = open_backing(&self.table, path, li.li_readonly != 0)?;
-        let capacity = geometry::capacity_sectors(file.size()?)?;
+        let capacity = geometry::region_sectors(
+            file.size()?,
+            options.offset,
+            options.sizelimit,
+            options.region_block(),
+        )?;
+        let buffered = IoMode::buffered(options.region_block());
         let io = if li.li_flags & uapi::LOFI_FLAG_DIRECT_IO != 0 {
-            direct_io_mode(&file, capacity).unwrap_or_else(|why| {
+            direct_io_mode(&file, &options, capacity).unwrap_or_else(|why| {
                 pr_info!(
                     "{}: no direct I/O ({why}); using buffered I/O\n",
                     path.to_str().unwrap_or("backing file")
                 );
-                IoMode::BUFFERED
+                buffered
             })
         } else {
-            IoMode::BUFFERED
+            buffered
         };
         let capacity = io.capacity(capacity);
         let read_only = !file.writable();
@@ -238,9 +302,12 @@ impl Control {
 
         let nodes = InstallNodes::new()?;
         let n = self.table.lock().reserve(requested, identity, read_only)?;
-        match self.build(
-            n, file, capacity, io, read_only, identity, filename, li, arg,
-        ) {
+        let region = Region {
+            offset: options.offset,
+            sizelimit: options.sizelimit,
+            sectors: capacity,
+        };
+        match self.build(n, file, region, io, read_only, identity, filename, li, arg) {
             Ok((dev, devt)) => {
                 self.table.lock().install(n, dev, devt, nodes);
                 Ok(n as isize)
@@ -260,7 +327,7 @@ impl Control {
         &self,
         n: u32,
         file: KernelFile,
-        capacity: u64,
+        region: Region,
         io: IoMode,
         read_only: bool,
         identity: Identity,
@@ -285,7 +352,9 @@ impl Control {
         let hw_queues = hw_queues_for_cpus();
         let dev = Device::new(DeviceConfig {
             number: n,
-            capacity,
+            capacity: region.sectors,
+            offset: region.offset,
+            sizelimit: region.sizelimit,
             read_only,
             identity,
             filename,
@@ -300,7 +369,7 @@ impl Control {
         let name = CString::try_from_fmt(fmt!("lofi{n}"))?;
         let config = DiskConfig {
             name: &name,
-            capacity_sectors: capacity,
+            capacity_sectors: region.sectors,
             read_only,
             write_cache,
             logical_block_size: io.logical_block_size,
@@ -385,8 +454,10 @@ mod tests {
 
     #[test]
     fn buffered_mappings_keep_every_sector() {
-        assert_eq!(IoMode::BUFFERED.capacity(1), 1);
-        assert_eq!(IoMode::BUFFERED.capacity(12345), 12345);
+        assert_eq!(IoMode::buffered(512).capacity(1), 1);
+        assert_eq!(IoMode::buffered(512).capacity(12345), 12345);
+        // Regions are whole blocks already (checked at map time).
+        assert_eq!(IoMode::buffered(4096).capacity(8 * 3), 8 * 3);
     }
 
     #[test]

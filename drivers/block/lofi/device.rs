@@ -101,6 +101,8 @@ pub(crate) enum Unmap {
 pub(crate) struct DeviceConfig {
     pub(crate) number: u32,
     pub(crate) capacity: u64,
+    pub(crate) offset: u64,
+    pub(crate) sizelimit: u64,
     pub(crate) read_only: bool,
     pub(crate) identity: Identity,
     pub(crate) filename: KVec<u8>,
@@ -128,6 +130,11 @@ pub(crate) struct Device {
     pub(crate) number: u32,
     /// Size in sectors.
     pub(crate) capacity: u64,
+    /// Where the disk's first byte is in the backing file.
+    pub(crate) offset: u64,
+    /// The size limit the mapping was made with (0: to the end of the
+    /// file), as reported by the queries.
+    pub(crate) sizelimit: u64,
     /// The disk refuses writes.
     pub(crate) read_only: bool,
     /// Served with direct, asynchronous I/O on the backing file.
@@ -193,6 +200,8 @@ impl Device {
             try_pin_init!(Self {
                 number: config.number,
                 capacity: config.capacity,
+                offset: config.offset,
+                sizelimit: config.sizelimit,
                 read_only: config.read_only,
                 direct: config.direct,
                 logical_block_size: config.logical_block_size,
@@ -380,6 +389,9 @@ impl Device {
         if write && self.read_only {
             return Disposition::Done(BlkStatus::IO_ERROR);
         }
+        // The block layer keeps requests inside the capacity, and so
+        // inside the mapped region of the file.
+        let pos = self.file_pos(rq);
         let how = Issue {
             write,
             direct: self.direct,
@@ -393,7 +405,7 @@ impl Device {
                     // only: a partial block may need a synchronous look
                     // at the file's block map first (ext4 does that).
                     let block = u64::from(file.fs_block_size());
-                    let aligned = (rq.byte_offset() | u64::from(rq.bytes())) % block == 0;
+                    let aligned = (pos | u64::from(rq.bytes())) % block == 0;
                     file.nowait_writes(self.direct) && (!self.direct || aligned)
                 } else {
                     file.nowait_reads()
@@ -404,14 +416,21 @@ impl Device {
                 // The submitter's allocations here must not recurse into
                 // the block layer through reclaim.
                 let _noio = NoIoScope::enter();
-                serve_rw(rq, file, rq.byte_offset(), how)
+                serve_rw(rq, file, pos, how)
             }
             Submit::Worker => {
                 let _flusher = IoFlusherScope::enter();
                 let _charge = ChargeScope::enter(rq);
-                serve_rw(rq, file, rq.byte_offset(), how)
+                serve_rw(rq, file, pos, how)
             }
         }
+    }
+
+    /// Where the data of `rq` is in the backing file.
+    fn file_pos(&self, rq: &RequestRef<LofiDisk>) -> u64 {
+        // Never saturates: the region ends inside the file, whose size
+        // is an `i64`.
+        self.offset.saturating_add(rq.byte_offset())
     }
 
     /// Zeroes `len` bytes at `pos` of the backing file, keeping them
@@ -461,7 +480,7 @@ impl Device {
         if self.read_only {
             return BlkStatus::IO_ERROR;
         }
-        let (pos, len) = (rq.byte_offset(), u64::from(rq.bytes()));
+        let (pos, len) = (self.file_pos(rq), u64::from(rq.bytes()));
         let result = if mode & FALLOC_FL_ZERO_RANGE != 0 {
             self.zero_in_place(file, pos, len)
         } else {

@@ -1,24 +1,43 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Sizes and the fake disk geometry of a mapping.
+//! Sizes, the mapped region and the fake disk geometry of a mapping.
 //!
 //! Pure arithmetic, kept apart from the driver so that KUnit covers it.
 
 use kernel::prelude::*;
 
-/// Bytes in a sector: lofi devices always have 512-byte logical blocks.
+/// Bytes in a sector, the unit of a disk's capacity (and of `li_offset`).
 pub(crate) const SECTOR_SIZE: u64 = 512;
 
-/// The capacity in sectors of a backing file of `size` bytes.
+/// Whether `size` is a logical block size a mapping can have.
+pub(crate) fn valid_block_size(size: u32) -> bool {
+    matches!(size, 512 | 1024 | 2048 | 4096)
+}
+
+/// The capacity in sectors of the region of a backing file of `size`
+/// bytes that a mapping presents: `sizelimit` bytes from byte `offset`, or
+/// (`sizelimit` 0) everything from `offset` to the end.
 ///
-/// A mapping needs a non-zero size that is a multiple of [`SECTOR_SIZE`]:
-/// anything else is `EINVAL`, as in the illumos driver.
-pub(crate) fn capacity_sectors(size: i64) -> Result<u64> {
+/// The offset must be a multiple of [`SECTOR_SIZE`] below the size; the
+/// region must lie inside the file and be a non-zero multiple of `block`
+/// (a valid block size). Anything else is `EINVAL`: for a whole file
+/// (offset and limit 0, 512-byte blocks) that is the illumos rule of a
+/// non-zero size that is a multiple of 512.
+pub(crate) fn region_sectors(size: i64, offset: u64, sizelimit: u64, block: u32) -> Result<u64> {
     let size = u64::try_from(size).map_err(|_| EINVAL)?;
-    if size == 0 || size % SECTOR_SIZE != 0 {
+    if !valid_block_size(block) || offset % SECTOR_SIZE != 0 || offset >= size {
         return Err(EINVAL);
     }
-    Ok(size / SECTOR_SIZE)
+    let rest = size - offset;
+    let len = match sizelimit {
+        0 => rest,
+        limit if limit <= rest => limit,
+        _ => return Err(EINVAL),
+    };
+    if len % u64::from(block) != 0 {
+        return Err(EINVAL);
+    }
+    Ok(len / SECTOR_SIZE)
 }
 
 /// A CHS geometry in the ranges of Linux's `struct hd_geometry`.
@@ -79,24 +98,71 @@ mod tests {
         }
     }
 
-    #[test]
-    fn capacity_accepts_sector_multiples() {
-        assert_eq!(capacity_sectors(512), Ok(1));
-        assert_eq!(capacity_sectors(1 << 20), Ok(2048));
-        assert_eq!(capacity_sectors(5 << 30), Ok(5 << 21));
-        assert_eq!(
-            capacity_sectors(i64::MAX - 511),
-            Ok((i64::MAX as u64 - 511) / 512)
-        );
+    fn whole(size: i64) -> Result<u64> {
+        region_sectors(size, 0, 0, 512)
     }
 
     #[test]
-    fn capacity_rejects_bad_sizes() {
-        assert_eq!(capacity_sectors(0), Err(EINVAL));
-        assert_eq!(capacity_sectors(511), Err(EINVAL));
-        assert_eq!(capacity_sectors(513), Err(EINVAL));
-        assert_eq!(capacity_sectors(-512), Err(EINVAL));
-        assert_eq!(capacity_sectors(i64::MIN), Err(EINVAL));
+    fn whole_files_of_sector_multiples_are_mapped() {
+        assert_eq!(whole(512), Ok(1));
+        assert_eq!(whole(1 << 20), Ok(2048));
+        assert_eq!(whole(5 << 30), Ok(5 << 21));
+        assert_eq!(whole(i64::MAX - 511), Ok((i64::MAX as u64 - 511) / 512));
+    }
+
+    #[test]
+    fn whole_files_of_bad_sizes_are_refused() {
+        assert_eq!(whole(0), Err(EINVAL));
+        assert_eq!(whole(511), Err(EINVAL));
+        assert_eq!(whole(513), Err(EINVAL));
+        assert_eq!(whole(-512), Err(EINVAL));
+        assert_eq!(whole(i64::MIN), Err(EINVAL));
+    }
+
+    #[test]
+    fn regions_are_what_lies_inside_the_file() {
+        let mib: i64 = 1 << 20;
+        // The second MiB of a 3 MiB file, and everything after it.
+        assert_eq!(region_sectors(3 * mib, 1 << 20, 1 << 20, 512), Ok(2048));
+        assert_eq!(region_sectors(3 * mib, 1 << 20, 0, 512), Ok(4096));
+        // Up to the very end, in 4096-byte blocks.
+        assert_eq!(
+            region_sectors(3 * mib, 4096, 3 * (1 << 20) - 4096, 4096),
+            Ok(6136)
+        );
+        // The file's size need not be a multiple of 512 if the region is.
+        assert_eq!(region_sectors(1000, 0, 512, 512), Ok(1));
+        assert_eq!(region_sectors(1536 + 7, 512, 1024, 1024), Ok(2));
+    }
+
+    #[test]
+    fn regions_outside_the_file_or_misaligned_are_refused() {
+        let mib: i64 = 1 << 20;
+        // Offsets: not a sector multiple, at or past the end.
+        assert_eq!(region_sectors(mib, 1, 0, 512), Err(EINVAL));
+        assert_eq!(region_sectors(mib, 1 << 20, 0, 512), Err(EINVAL));
+        assert_eq!(region_sectors(mib, u64::MAX - 511, 512, 512), Err(EINVAL));
+        // Limits past the end (also where offset + limit overflows).
+        assert_eq!(region_sectors(mib, 512, 1 << 20, 512), Err(EINVAL));
+        assert_eq!(region_sectors(mib, 512, u64::MAX, 512), Err(EINVAL));
+        // Regions that are no multiple of the block size.
+        assert_eq!(region_sectors(mib, 512, 0, 4096), Err(EINVAL));
+        assert_eq!(region_sectors(mib, 0, 1536, 1024), Err(EINVAL));
+        assert_eq!(region_sectors(mib + 512, 0, 0, 2048), Err(EINVAL));
+        // Block sizes lofi does not present.
+        assert_eq!(region_sectors(mib, 0, 0, 0), Err(EINVAL));
+        assert_eq!(region_sectors(mib, 0, 0, 8192), Err(EINVAL));
+        assert_eq!(region_sectors(mib, 0, 0, 3000), Err(EINVAL));
+    }
+
+    #[test]
+    fn block_sizes_are_the_four_powers_of_two() {
+        for size in [512, 1024, 2048, 4096] {
+            assert!(valid_block_size(size));
+        }
+        for size in [0, 1, 256, 511, 513, 3000, 8192, u32::MAX] {
+            assert!(!valid_block_size(size));
+        }
     }
 
     #[test]

@@ -51,7 +51,8 @@
  * LOFI_FLAG_DIRECT_IO: serve the mapping with direct, asynchronous I/O on
  * the backing file, bypassing its page cache (no double caching). The
  * logical block size is raised to the file's direct-I/O alignment. If the
- * backing file cannot do direct I/O the mapping is made with buffered I/O
+ * backing file cannot do direct I/O, or li_offset or a li_block_size asked
+ * for does not fit its alignment, the mapping is made with buffered I/O
  * and the flag is clear on return (the kernel log says why).
  *
  * Planned: partition scanning (illumos "labeled").
@@ -74,15 +75,21 @@ struct lofi_ioctl {
 	/* LOFI_MAP_FILE*: LOFI_FLAG_* bits asked for. Out: the mapping's. */
 	__u32	li_flags;
 	/*
-	 * LOFI_MAP_FILE*: logical block size, 0 for the default (512; only
-	 * 0 and 512 are accepted so far). Out: the mapping's, which direct
-	 * I/O may raise to the backing file's alignment (1024 .. 4096).
+	 * LOFI_MAP_FILE*: logical block size: 512, 1024, 2048 or 4096, or 0
+	 * for the default (512, which direct I/O raises to the backing
+	 * file's alignment, up to 4096); anything else is EINVAL. Out: the
+	 * mapping's.
 	 */
 	__u32	li_block_size;
 	/*
-	 * LOFI_MAP_FILE*: where the mapped bytes start in the file, and how
-	 * many there are (0: to the end). Reserved: must be 0 so far.
-	 * Out: the mapping's.
+	 * LOFI_MAP_FILE*: the mapped region of the file: li_sizelimit bytes
+	 * from byte li_offset, or (li_sizelimit 0) all from li_offset to the
+	 * end. li_offset must be a multiple of 512 and below the file's size,
+	 * li_sizelimit a multiple of the block size asked for (512 for 0),
+	 * the region inside the file and a multiple of that block size;
+	 * anything else is EINVAL. (Where direct I/O raises the default block
+	 * size, a tail shorter than a block is left out.) Out: the
+	 * mapping's, li_sizelimit as asked for (0: to the end).
 	 */
 	__aligned_u64	li_offset;
 	__aligned_u64	li_sizelimit;

@@ -948,11 +948,14 @@ static void c_einval_reserved(void)
 }
 
 /*
- * The map commands' fields reserved for extensions: a flag bit outside
- * LOFI_FLAGS_KNOWN (also next to LOFI_FLAG_DIRECT_IO, which is known), a
- * block size other than 0 and 512, a non-zero li_offset or li_sizelimit is
+ * The map commands' fields: a flag bit outside LOFI_FLAGS_KNOWN (also next
+ * to LOFI_FLAG_DIRECT_IO, which is known), a block size other than 0, 512,
+ * 1024, 2048 and 4096, an li_offset that is no multiple of 512 or an
+ * li_sizelimit that is no multiple of the block size (512 for 0) is
  * EINVAL, checked after li_reserved and before the path is looked at (so
- * before ERANGE, lookup errors, EBUSY and EEXIST).
+ * before ERANGE, lookup errors, EBUSY and EEXIST). A region that is not
+ * inside the file, or no multiple of the block size, is EINVAL once the
+ * file is open: after ERANGE and lookup errors, before EBUSY and EEXIST.
  */
 static void check_disk(const char *what, int n, long long size);
 
@@ -972,27 +975,44 @@ static const struct map_field_case bad_map_fields[] = {
 	{ "li_block_size 256", 0, 256, 0, 0 },
 	{ "li_block_size 511", 0, 511, 0, 0 },
 	{ "li_block_size 513", 0, 513, 0, 0 },
-	{ "li_block_size 1024", 0, 1024, 0, 0 },
-	{ "li_block_size 4096", 0, 4096, 0, 0 },
+	{ "li_block_size 3000", 0, 3000, 0, 0 },
+	{ "li_block_size 8192", 0, 8192, 0, 0 },
 	{ "li_block_size 65536", 0, 65536, 0, 0 },
 	{ "li_block_size 0x80000200", 0, 0x80000200u, 0, 0 },
 	{ "li_block_size 0xffffffff", 0, 0xffffffffu, 0, 0 },
-	{ "li_offset 512", 0, 0, 512, 0 },
 	{ "li_offset 1", 0, 0, 1, 0 },
-	{ "li_offset 2^32", 0, 0, 1ULL << 32, 0 },
-	{ "li_offset 2^63", 0, 0, 1ULL << 63, 0 },
+	{ "li_offset 511", 0, 0, 511, 0 },
+	{ "li_offset 2^32+1", 0, 0, (1ULL << 32) + 1, 0 },
 	{ "li_offset 2^64-1", 0, 0, ~0ULL, 0 },
-	{ "li_sizelimit 512", 0, 0, 0, 512 },
 	{ "li_sizelimit 1", 0, 0, 0, 1 },
-	{ "li_sizelimit 2^32", 0, 0, 0, 1ULL << 32 },
+	{ "li_sizelimit 513", 0, 0, 0, 513 },
 	{ "li_sizelimit 2^64-1", 0, 0, 0, ~0ULL },
-	{ "li_block_size 512 and li_offset 512", 0, 512, 512, 0 },
-	{ "li_block_size 4096, li_offset and li_sizelimit 4096", 0, 4096, 4096, 4096 },
-	/* Direct I/O raises the block size itself: li_block_size stays 0 or 512 on input. */
-	{ "LOFI_FLAG_DIRECT_IO and li_block_size 4096", LOFI_FLAG_DIRECT_IO, 4096, 0, 0 },
-	{ "LOFI_FLAG_DIRECT_IO and li_offset 4096", LOFI_FLAG_DIRECT_IO, 0, 4096, 0 },
+	{ "li_block_size 4096 and li_sizelimit 512", 0, 4096, 0, 512 },
+	{ "li_block_size 2048 and li_sizelimit 3072", 0, 2048, 0, 3072 },
+	{ "li_block_size 1024 and li_offset 100", 0, 1024, 100, 0 },
+	{ "li_block_size 4000 and a fitting region", 0, 4000, 4096, 4096 },
+	{ "LOFI_FLAG_DIRECT_IO and li_block_size 3000", LOFI_FLAG_DIRECT_IO, 3000, 0, 0 },
+	{ "LOFI_FLAG_DIRECT_IO and li_offset 256", LOFI_FLAG_DIRECT_IO, 0, 256, 0 },
 };
 #define NBAD_MAP_FIELDS (sizeof(bad_map_fields) / sizeof(bad_map_fields[0]))
+
+/* Valid map fields naming a region that a 1 MiB file does not have. */
+static const struct map_field_case bad_regions[] = {
+	{ "li_offset 1 MiB (the size)", 0, 0, 1 << 20, 0 },
+	{ "li_offset 2^32", 0, 0, 1ULL << 32, 0 },
+	{ "li_offset 2^63", 0, 0, 1ULL << 63, 0 },
+	{ "li_offset 2^64-512", 0, 0, ~0ULL - 511, 512 },
+	{ "li_sizelimit 1 MiB + 512", 0, 0, 0, (1 << 20) + 512 },
+	{ "li_sizelimit 2^32", 0, 0, 0, 1ULL << 32 },
+	{ "li_sizelimit 2^64-512", 0, 0, 0, ~0ULL - 511 },
+	{ "li_offset 512, li_sizelimit 1 MiB", 0, 0, 512, 1 << 20 },
+	{ "li_offset 1 MiB - 512, li_sizelimit 1024", 0, 0, (1 << 20) - 512, 1024 },
+	{ "li_offset 2^63, li_sizelimit 2^63 (overflows)", 0, 0, 1ULL << 63, 1ULL << 63 },
+	{ "li_block_size 4096 and li_offset 512 (a partial last block)", 0, 4096, 512, 0 },
+	{ "li_block_size 2048 and li_offset 1024", 0, 2048, 1024, 0 },
+	{ "LOFI_FLAG_DIRECT_IO, li_block_size 4096, li_offset 1 MiB", LOFI_FLAG_DIRECT_IO, 4096, 1 << 20, 0 },
+};
+#define NBAD_REGIONS (sizeof(bad_regions) / sizeof(bad_regions[0]))
 
 static void set_map_fields(struct lofi_ioctl *li, const struct map_field_case *c)
 {
@@ -1046,6 +1066,29 @@ static void c_einval_map_fields(void)
 		snprintf(what, sizeof(what), "MAP_FILE of /dev/null with %s", c->what);
 		xioctl(what, ctlfd, LOFI_MAP_FILE, &li, EINVAL);
 	}
+	/* Regions: refused once the file is open, so after ERANGE and lookup errors. */
+	for (i = 0; i < NBAD_REGIONS; i++) {
+		c = &bad_regions[i];
+		li_init(&li, a.p);
+		set_map_fields(&li, c);
+		snprintf(what, sizeof(what), "MAP_FILE with %s", c->what);
+		xioctl(what, ctlfd, LOFI_MAP_FILE, &li, EINVAL);
+		li_init(&li, a.p);
+		li.li_readonly = 1;
+		li.li_minor = 1;
+		set_map_fields(&li, c);
+		snprintf(what, sizeof(what), "read-only MAP_FILE_MINOR 1 with %s", c->what);
+		xioctl(what, ctlfd, LOFI_MAP_FILE_MINOR, &li, EINVAL);
+		li_init(&li, a.p);
+		li.li_minor = max_minor + 1;
+		set_map_fields(&li, c);
+		snprintf(what, sizeof(what), "MAP_FILE_MINOR max+1 with %s", c->what);
+		xioctl(what, ctlfd, LOFI_MAP_FILE_MINOR, &li, ERANGE);
+		li_init(&li, missing.p);
+		set_map_fields(&li, c);
+		snprintf(what, sizeof(what), "MAP_FILE of a missing file with %s", c->what);
+		xioctl(what, ctlfd, LOFI_MAP_FILE, &li, ENOENT);
+	}
 	/* Every unknown flag bit, one at a time. */
 	for (i = 0; i < 32; i++) {
 		if (LOFI_FLAGS_KNOWN & (1u << i))
@@ -1064,6 +1107,18 @@ static void c_einval_map_fields(void)
 		return;
 	for (i = 0; i < NBAD_MAP_FIELDS; i += 3) {
 		c = &bad_map_fields[i];
+		li_init(&li, a.p);
+		set_map_fields(&li, c);
+		snprintf(what, sizeof(what), "MAP_FILE of a mapped file with %s", c->what);
+		xioctl(what, ctlfd, LOFI_MAP_FILE, &li, EINVAL);
+		li_init(&li, b.p);
+		li.li_minor = n;
+		set_map_fields(&li, c);
+		snprintf(what, sizeof(what), "MAP_FILE_MINOR N (in use) with %s", c->what);
+		xioctl(what, ctlfd, LOFI_MAP_FILE_MINOR, &li, EINVAL);
+	}
+	for (i = 0; i < NBAD_REGIONS; i += 3) {
+		c = &bad_regions[i];
 		li_init(&li, a.p);
 		set_map_fields(&li, c);
 		snprintf(what, sizeof(what), "MAP_FILE of a mapped file with %s", c->what);
@@ -1202,22 +1257,26 @@ static void c_map_fields_ignored(void)
 
 /*
  * LOFI_FLAG_DIRECT_IO (a known flag): a map asking for it succeeds, also
- * read-only, by N and with li_block_size 512, and returns li_flags
+ * read-only, and by N with li_block_size 4096, and returns li_flags
  * LOFI_FLAG_DIRECT_IO (granted) or 0 (the backing file cannot do direct
  * I/O: the mapping is buffered), never another bit; li_block_size is then
- * the disk's logical block size (BLKSSZGET): 512 when buffered, a power of
- * two from 512 to 4096 with direct I/O. GET_FILENAME and GET_MINOR return
- * the same. A block written with O_DIRECT in units of it reads back, and a
- * plain map next to a direct one still returns the defaults.
+ * the disk's logical block size (BLKSSZGET): the one asked for, else 512
+ * when buffered and a power of two from 512 to 4096 with direct I/O (no
+ * alignment is larger, so an explicit 4096 is granted where the default
+ * is). GET_FILENAME and GET_MINOR return the same. A block written with
+ * O_DIRECT in units of it reads back, and a plain map next to a direct
+ * one still returns the defaults.
  */
-static void check_direct_fields(const char *what, const struct lofi_ioctl *li)
+static void check_direct_fields(const char *what, const struct lofi_ioctl *li, uint32_t asked)
 {
 	uint32_t bs = li->li_block_size;
 
 	CHECK(li->li_flags == 0 || li->li_flags == LOFI_FLAG_DIRECT_IO,
 	      "%s: li_flags: got %#x want 0 or LOFI_FLAG_DIRECT_IO (%#x)", what, li->li_flags,
 	      LOFI_FLAG_DIRECT_IO);
-	if (li->li_flags & LOFI_FLAG_DIRECT_IO)
+	if (asked)
+		CHECK(bs == asked, "%s: li_block_size: got %u want %u (asked for)", what, bs, asked);
+	else if (li->li_flags & LOFI_FLAG_DIRECT_IO)
 		CHECK(bs == 512 || bs == 1024 || bs == 2048 || bs == 4096,
 		      "%s: li_block_size with direct I/O: got %u want 512, 1024, 2048 or 4096", what, bs);
 	else
@@ -1237,7 +1296,7 @@ static void c_direct_io(void)
 	} modes[] = {
 		{ "MAP_FILE with LOFI_FLAG_DIRECT_IO", 0, 0, 0 },
 		{ "read-only MAP_FILE with LOFI_FLAG_DIRECT_IO", 1, 0, 0 },
-		{ "MAP_FILE_MINOR with LOFI_FLAG_DIRECT_IO and li_block_size 512", 0, 1, 512 },
+		{ "MAP_FILE_MINOR with LOFI_FLAG_DIRECT_IO and li_block_size 4096", 0, 1, 4096 },
 	};
 	struct lofi_ioctl li, q;
 	path_t a = sp("a"), b = sp("b"), dev;
@@ -1260,13 +1319,14 @@ static void c_direct_io(void)
 		CHECK(li.li_minor == (uint32_t)r, "%s: li_minor: got %u want %ld", modes[i].what, li.li_minor, r);
 		CHECK(li.li_readonly == (uint32_t)modes[i].ro, "%s: li_readonly: got %u want %d", modes[i].what,
 		      li.li_readonly, modes[i].ro);
-		check_direct_fields(modes[i].what, &li);
+		check_direct_fields(modes[i].what, &li, modes[i].block_size);
 		/* The backing file is the same each time: so is the outcome. */
 		if (granted < 0) {
 			granted = !!(li.li_flags & LOFI_FLAG_DIRECT_IO);
 			gbs = (int)li.li_block_size;
 		} else {
-			CHECK(granted == !!(li.li_flags & LOFI_FLAG_DIRECT_IO) && gbs == (int)li.li_block_size,
+			CHECK(granted == !!(li.li_flags & LOFI_FLAG_DIRECT_IO) &&
+				      (modes[i].block_size || gbs == (int)li.li_block_size),
 			      "%s: li_flags %#x, li_block_size %u; the first map of the same file got %#x, %d",
 			      modes[i].what, li.li_flags, li.li_block_size, granted ? LOFI_FLAG_DIRECT_IO : 0, gbs);
 		}
@@ -1278,7 +1338,7 @@ static void c_direct_io(void)
 		q.li_minor = (uint32_t)r;
 		snprintf(what, sizeof(what), "GET_FILENAME after %s", modes[i].what);
 		if (xioctl(what, ctlro, LOFI_GET_FILENAME, &q, 0) == 0) {
-			check_direct_fields(what, &q);
+			check_direct_fields(what, &q, modes[i].block_size);
 			CHECK(q.li_flags == li.li_flags && q.li_block_size == li.li_block_size,
 			      "%s: li_flags %#x, li_block_size %u; the map returned %#x, %u", what, q.li_flags,
 			      q.li_block_size, li.li_flags, li.li_block_size);
@@ -1337,6 +1397,180 @@ static void c_direct_io(void)
 out:
 	free(buf);
 	free(back);
+}
+
+/*
+ * Mapped regions and block sizes: a map of li_sizelimit bytes from
+ * li_offset (or all to the end) presents exactly those bytes of the file:
+ * the disk's size, BLKSSZGET, the fields the map and the queries return,
+ * the data read through it, writes landing there and nowhere else, and
+ * nothing past its end. Each 8-byte word of the file holds its own offset,
+ * so a read shows where in the file it came from.
+ */
+static int make_numbered_file(const char *path, long long size)
+{
+	uint64_t words[8192];
+	long long pos;
+	int fd;
+
+	unlink(path);
+	fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
+	if (fd < 0) {
+		failf("setup: create %s: %s", path, ename(errno));
+		return -1;
+	}
+	for (pos = 0; pos < size; pos += (long long)sizeof(words)) {
+		size_t k, len = size - pos < (long long)sizeof(words) ? (size_t)(size - pos) : sizeof(words);
+
+		for (k = 0; k < sizeof(words) / 8; k++)
+			words[k] = (uint64_t)pos + 8 * k;
+		if (pwrite(fd, words, len, pos) != (ssize_t)len) {
+			failf("setup: write %s: %s", path, ename(errno));
+			close(fd);
+			return -1;
+		}
+	}
+	close(fd);
+	return 0;
+}
+
+/* Whether LEN bytes of BUF are the numbered file's bytes from FILE_POS. */
+static int numbered_at(const char *buf, size_t len, uint64_t file_pos)
+{
+	size_t k;
+
+	for (k = 0; k + 8 <= len; k += 8) {
+		uint64_t w;
+
+		memcpy(&w, buf + k, 8);
+		if (w != file_pos + k)
+			return 0;
+	}
+	return 1;
+}
+
+static void c_map_regions(void)
+{
+	static const struct {
+		const char *what;
+		uint32_t block_size;
+		uint64_t offset, sizelimit, want_size;
+		uint32_t want_bs;
+	} regions[] = {
+		{ "the second MiB", 0, 1 << 20, 1 << 20, 1 << 20, 512 },
+		{ "everything after 1 MiB + 512", 0, (1 << 20) + 512, 0, 2 * MiB - 512, 512 },
+		{ "the whole file in 4096-byte blocks", 4096, 0, 0, 3 * MiB, 4096 },
+		{ "1 MiB from 4 KiB in 2048-byte blocks", 2048, 4096, 1 << 20, 1 << 20, 2048 },
+		{ "the last 1024 bytes in 1024-byte blocks", 1024, 3 * MiB - 1024, 0, 1024, 1024 },
+		{ "512 bytes at 512 with li_block_size 512", 512, 512, 512, 512, 512 },
+	};
+	struct lofi_ioctl li, q;
+	path_t a = sp("a"), dev;
+	char *buf = alloc_aligned(8192), what[200];
+	uint64_t bytes;
+	size_t i;
+	int fd, ssz;
+	long r;
+
+	if (!buf || make_numbered_file(a.p, 3 * MiB))
+		goto out;
+	for (i = 0; i < sizeof(regions) / sizeof(regions[0]); i++) {
+		uint64_t end = regions[i].want_size;
+
+		li_init(&li, a.p);
+		li.li_block_size = regions[i].block_size;
+		li.li_offset = regions[i].offset;
+		li.li_sizelimit = regions[i].sizelimit;
+		snprintf(what, sizeof(what), "MAP_FILE of %s", regions[i].what);
+		r = xioctl(what, ctlfd, LOFI_MAP_FILE, &li, 0);
+		if (r <= 0)
+			continue;
+		CHECK(li.li_flags == 0 && li.li_block_size == regions[i].want_bs &&
+			      li.li_offset == regions[i].offset && li.li_sizelimit == regions[i].sizelimit,
+		      "%s: returned li_flags %#x li_block_size %u li_offset %" PRIu64 " li_sizelimit %" PRIu64
+		      ", want 0 %u %" PRIu64 " %" PRIu64,
+		      what, li.li_flags, li.li_block_size, (uint64_t)li.li_offset, (uint64_t)li.li_sizelimit,
+		      regions[i].want_bs, (uint64_t)regions[i].offset, (uint64_t)regions[i].sizelimit);
+		/* The queries report the same. */
+		li_init(&q, NULL);
+		q.li_minor = (uint32_t)r;
+		if (xioctl("GET_FILENAME of the region's mapping", ctlro, LOFI_GET_FILENAME, &q, 0) == 0)
+			CHECK(q.li_block_size == li.li_block_size && q.li_offset == li.li_offset &&
+				      q.li_sizelimit == li.li_sizelimit && strcmp(q.li_filename, a.p) == 0,
+			      "%s: GET_FILENAME: li_block_size %u li_offset %" PRIu64 " li_sizelimit %" PRIu64
+			      " li_filename %.60s; the map returned %u %" PRIu64 " %" PRIu64,
+			      what, q.li_block_size, (uint64_t)q.li_offset, (uint64_t)q.li_sizelimit, q.li_filename,
+			      li.li_block_size, (uint64_t)li.li_offset, (uint64_t)li.li_sizelimit);
+		li_init(&q, a.p);
+		if (xioctl("GET_MINOR of the region's file", ctlro, LOFI_GET_MINOR, &q, 0) == 0)
+			CHECK(q.li_minor == (uint32_t)r && q.li_offset == li.li_offset &&
+				      q.li_sizelimit == li.li_sizelimit,
+			      "%s: GET_MINOR: N %u li_offset %" PRIu64 " li_sizelimit %" PRIu64, what, q.li_minor,
+			      (uint64_t)q.li_offset, (uint64_t)q.li_sizelimit);
+		dev = devpath_of((int)r);
+		CHECK(wait_node(dev.p, 1, 10), "%s: %s is not a block device", what, dev.p);
+		fd = open(dev.p, O_RDWR | O_DIRECT);
+		if (expect_errno("open the region's disk with O_DIRECT", fd, errno, 0)) {
+			size_t bs = regions[i].want_bs;
+			uint64_t word = 0xdeadbeefcafef00dULL;
+
+			if (xioctl("BLKGETSIZE64", fd, BLKGETSIZE64, &bytes, 0) == 0)
+				CHECK(bytes == end, "%s: BLKGETSIZE64: got %" PRIu64 " want %" PRIu64, what, bytes, end);
+			ssz = 0;
+			if (xioctl("BLKSSZGET", fd, BLKSSZGET, &ssz, 0) == 0)
+				CHECK(ssz == (int)bs, "%s: BLKSSZGET: got %d want %zu", what, ssz, bs);
+			/* The first and the last block are the region's. */
+			if (pread(fd, buf, bs, 0) != (ssize_t)bs)
+				failf("%s: read of block 0: %s", what, ename(errno));
+			else
+				CHECK(numbered_at(buf, bs, regions[i].offset), "%s: block 0 is not the file's bytes at %" PRIu64,
+				      what, (uint64_t)regions[i].offset);
+			if (pread(fd, buf, bs, (off_t)(end - bs)) != (ssize_t)bs)
+				failf("%s: read of the last block: %s", what, ename(errno));
+			else
+				CHECK(numbered_at(buf, bs, regions[i].offset + end - bs),
+				      "%s: the last block is not the file's bytes at %" PRIu64, what,
+				      (uint64_t)(regions[i].offset + end - bs));
+			/* Nothing past the end; less than a block is refused. */
+			CHECK(pread(fd, buf, bs, (off_t)end) == 0, "%s: a read at the end did not return 0", what);
+			if (bs > 512) {
+				errno = 0;
+				CHECK(pread(fd, buf, 512, 0) < 0 && errno == EINVAL,
+				      "%s: an O_DIRECT read of 512 bytes from %zu-byte blocks: %s, want EINVAL", what, bs,
+				      ename(errno));
+			}
+			/* A write to block 0 lands at the offset, and only there. */
+			memcpy(buf, &word, 8);
+			memset(buf + 8, 0, bs - 8);
+			if (pwrite(fd, buf, bs, 0) != (ssize_t)bs || fsync(fd) < 0)
+				failf("%s: write of block 0: %s", what, ename(errno));
+			close(fd);
+		}
+		unmap_ok("unmap the region's mapping", (int)r);
+		fd = open(a.p, O_RDWR);
+		if (expect_errno("open the backing file", fd, errno, 0)) {
+			uint64_t got = 0, off = regions[i].offset;
+			size_t bs = regions[i].want_bs;
+
+			if (pread(fd, &got, 8, (off_t)off) != 8 || got != 0xdeadbeefcafef00dULL)
+				failf("%s: the write to block 0 is not at byte %" PRIu64 " of the file", what, off);
+			if (off >= 8 && (pread(fd, &got, 8, (off_t)(off - 8)) != 8 || got != off - 8))
+				failf("%s: the word before the region changed", what);
+			if (end > bs && (pread(fd, &got, 8, (off_t)(off + bs)) != 8 || got != off + bs))
+				failf("%s: the word after block 0 changed", what);
+			/* Put the numbers back for the next region. */
+			for (size_t k = 0; k < bs; k += 8) {
+				uint64_t w = off + k;
+
+				memcpy(buf + k, &w, 8);
+			}
+			if (pwrite(fd, buf, bs, (off_t)off) != (ssize_t)bs)
+				failf("setup: restore %s: %s", a.p, ename(errno));
+			close(fd);
+		}
+	}
+out:
+	free(buf);
 }
 
 static void c_einval_filename(void)
@@ -1661,9 +1895,14 @@ static void nobody_checks(int fd_rw, const char *secret, const char *public_file
 	xioctl("non-root MAP_FILE of a file in a 0700 root directory", fd_rw, LOFI_MAP_FILE, &li, EACCES);
 	/* The map fields are checked before the path is looked at. */
 	li_init(&li, hidden);
-	li.li_offset = 512;
-	xioctl("non-root MAP_FILE of a file in a 0700 root directory, li_offset set", fd_rw, LOFI_MAP_FILE,
+	li.li_offset = 100;
+	xioctl("non-root MAP_FILE of a file in a 0700 root directory, li_offset 100", fd_rw, LOFI_MAP_FILE,
 	       &li, EINVAL);
+	/* A region is checked against the file, once it is open: after the lookup. */
+	li_init(&li, hidden);
+	li.li_offset = 1ULL << 40;
+	xioctl("non-root MAP_FILE of a file in a 0700 root directory, li_offset 2^40", fd_rw, LOFI_MAP_FILE,
+	       &li, EACCES);
 	li_init(&li, secret);
 	xioctl("non-root MAP_FILE of a root-owned 0600 file", fd_rw, LOFI_MAP_FILE, &li, EACCES);
 	li_init(&li, secret);
@@ -2694,6 +2933,7 @@ static const struct test_case cases[] = {
 	{ "einval_map_fields", c_einval_map_fields, 0 },
 	{ "map_fields_ignored", c_map_fields_ignored, 0 },
 	{ "direct_io", c_direct_io, 0 },
+	{ "map_regions", c_map_regions, 0 },
 	{ "einval_filename", c_einval_filename, 0 },
 	{ "einval_file_types", c_einval_file_types, 0 },
 	{ "einval_size", c_einval_size, 0 },

@@ -34,16 +34,22 @@
  *  - the same with a non-zero li_reserved word (EINVAL) or a non-empty
  *    li_algorithm for a map (EINVAL), and with entirely random contents;
  *  - the map fields li_flags, li_block_size, li_offset and li_sizelimit:
- *    zero mostly, sometimes a random or a boundary value; for the map
- *    commands a flag bit outside LOFI_FLAGS_KNOWN, a block size other than
- *    0 and 512, a non-zero offset or size limit is EINVAL (after the
- *    li_reserved check, before the path is looked at); the other commands
- *    ignore them; the maps and the mapping queries return li_offset 0 and
- *    li_sizelimit 0, and li_flags 0 with li_block_size 512, except for a
- *    map that asked for LOFI_FLAG_DIRECT_IO (every plausible map until
- *    one that asked succeeds, then one in seven): it returns li_flags 0 (refused: buffered, li_block_size 512) or
- *    LOFI_FLAG_DIRECT_IO (granted: li_block_size 512 .. 4096, a power of
- *    two), and the queries and BLKSSZGET of its disk then report the same;
+ *    zero mostly, sometimes a random or a boundary value, sometimes a
+ *    region that fits the file; for the map commands a flag bit outside
+ *    LOFI_FLAGS_KNOWN, a block size other than 0, 512, 1024, 2048 and
+ *    4096, an offset that is no multiple of 512 or a size limit that is
+ *    no multiple of the block size is EINVAL (after the li_reserved
+ *    check, before the path is looked at), and so, once the file is open,
+ *    is a region that is not inside it or no multiple of the block size;
+ *    the other commands ignore them; the maps and the mapping queries
+ *    return li_offset and li_sizelimit as asked for, and li_flags 0 with
+ *    the block size asked for (512 for 0), except for a map that asked
+ *    for LOFI_FLAG_DIRECT_IO (every plausible map until one that asked
+ *    succeeds, then one in seven): it returns li_flags 0 (refused:
+ *    buffered, as above) or LOFI_FLAG_DIRECT_IO (granted: the block size
+ *    asked for, or for 0 one of 512 .. 4096, a power of two); the
+ *    queries, BLKSSZGET and BLKGETSIZE64 of its disk then report the same
+ *    (the region, in whole blocks);
  *  - bad arguments: NULL, (void *)1, a PROT_NONE page, a kernel address, a
  *    structure straddling into a PROT_NONE page (all EFAULT when the
  *    structure is read), and a readable but read-only structure or one
@@ -327,7 +333,8 @@ static uint64_t rnd_u64_field(void)
 /*
  * Set one or more of the map fields (li_flags, li_block_size, li_offset,
  * li_sizelimit): mostly to something a map refuses, now and then to a
- * value it accepts (li_block_size 0 or 512).
+ * value it accepts (a valid block size, a region that may fit a fixture:
+ * they are 512 bytes to 3 MiB long).
  */
 static void rnd_map_fields(struct lofi_ioctl *li)
 {
@@ -338,6 +345,16 @@ static void rnd_map_fields(struct lofi_ioctl *li)
 		li->li_flags = chance(500) ? 1u << rndn(32) : chance(500) ? rnd32() : 0xffffffffu;
 	if (which & 2)
 		li->li_block_size = chance(800) ? bs[rndn(12)] : rnd32();
+	if (chance(500)) {
+		/* A small region in units of the block size (or 512). */
+		uint32_t unit = li->li_block_size && li->li_block_size <= 4096 ? li->li_block_size : 512;
+
+		if (which & 4)
+			li->li_offset = (uint64_t)512 * rndn(8 << 10);
+		if (which & 8)
+			li->li_sizelimit = (uint64_t)unit * rndn(512);
+		return;
+	}
 	if (which & 4)
 		li->li_offset = rnd_u64_field();
 	if (which & 8)
@@ -394,7 +411,9 @@ struct slot {
 	dev_t devt;		/* the disk's dev_t */
 	uint32_t flags;		/* li_flags and li_block_size the map returned */
 	uint32_t bs;
-	uint64_t sectors;
+	uint64_t offset;	/* li_offset and li_sizelimit of the map */
+	uint64_t sizelimit;
+	uint64_t sectors;	/* the disk's capacity */
 	int held;		/* descriptors of /dev/lofi/N the fuzzer holds */
 };
 
@@ -480,6 +499,8 @@ static void slot_set(unsigned n, const char *name, int ro, uint64_t sectors)
 	slots[n].devt = node_devt(n);
 	slots[n].flags = 0;
 	slots[n].bs = LOFI_BLOCK_SIZE_DEFAULT;
+	slots[n].offset = 0;
+	slots[n].sizelimit = 0;
 }
 
 static int live_count(void)
@@ -958,6 +979,35 @@ static unsigned model_devt(dev_t d)
 	return 0;
 }
 
+static int valid_block_size(uint32_t bs)
+{
+	return bs == 512 || bs == 1024 || bs == 2048 || bs == 4096;
+}
+
+/* The block size a map's region is measured in. */
+static uint32_t asked_block(const struct lofi_ioctl *li)
+{
+	return li->li_block_size ? li->li_block_size : LOFI_BLOCK_SIZE_DEFAULT;
+}
+
+/*
+ * The length of the region a map of a file of SIZE bytes presents, or 0
+ * if the driver refuses it: li_sizelimit bytes from li_offset (all to the
+ * end for 0), inside the file, a multiple of the block size.
+ */
+static uint64_t region_bytes(const struct lofi_ioctl *li, uint64_t size)
+{
+	uint64_t rest, len;
+
+	if (li->li_offset >= size)
+		return 0;
+	rest = size - li->li_offset;
+	if (li->li_sizelimit > rest)
+		return 0;
+	len = li->li_sizelimit ? li->li_sizelimit : rest;
+	return len % asked_block(li) ? 0 : len;
+}
+
 static void predict_map(const struct lofi_ioctl *li, int by_minor, int ptr, struct expect *e)
 {
 	const char *name = li_name(li);
@@ -967,12 +1017,12 @@ static void predict_map(const struct lofi_ioctl *li, int by_minor, int ptr, stru
 
 	if (li->li_flags & ~LOFI_FLAGS_KNOWN)
 		return want(e, EINVAL, "a li_flags bit outside LOFI_FLAGS_KNOWN");
-	if (li->li_block_size != 0 && li->li_block_size != LOFI_BLOCK_SIZE_DEFAULT)
-		return want(e, EINVAL, "li_block_size neither 0 nor 512");
-	if (li->li_offset)
-		return want(e, EINVAL, "li_offset not 0");
-	if (li->li_sizelimit)
-		return want(e, EINVAL, "li_sizelimit not 0");
+	if (li->li_block_size != 0 && !valid_block_size(li->li_block_size))
+		return want(e, EINVAL, "li_block_size not 0, 512, 1024, 2048 or 4096");
+	if (li->li_offset % 512)
+		return want(e, EINVAL, "li_offset not a multiple of 512");
+	if (li->li_sizelimit % asked_block(li))
+		return want(e, EINVAL, "li_sizelimit not a multiple of the block size");
 	if (!name || !name[0] || name[0] != '/')
 		return want(e, EINVAL, "li_filename unterminated, empty or relative");
 	if (li->li_algorithm[0])
@@ -1004,8 +1054,8 @@ static void predict_map(const struct lofi_ioctl *li, int by_minor, int ptr, stru
 		return want(e, ENXIO, "a block device node without a disk");
 	}
 	ro = li->li_readonly != 0 || (imm_ino && st.st_ino == imm_ino && st.st_dev == imm_dev);
-	if (st.st_size == 0 || st.st_size % 512)
-		return want(e, EINVAL, "size 0 or not a multiple of 512");
+	if (!region_bytes(li, (uint64_t)st.st_size))
+		return want(e, EINVAL, "the region is empty, not inside the file or no multiple of the block size");
 	for (n = 1; n <= maxn; n++)
 		if (slots[n].state == S_MAPPED && slots[n].fdev == st.st_dev &&
 		    slots[n].fino == st.st_ino && !(slots[n].ro && ro))
@@ -1120,28 +1170,29 @@ static int reserved_set(const struct lofi_ioctl *li)
 }
 
 /*
- * What a successful map returns in the map fields, asked for IN: no offset
- * or size limit; li_flags 0 and li_block_size 512, or, if IN asked for
- * direct I/O and got it, LOFI_FLAG_DIRECT_IO and a block size of 512 ..
- * 4096 (the backing file's direct-I/O alignment).
+ * What a successful map returns in the map fields, asked for IN: its
+ * offset and size limit; li_flags 0 and the block size asked for (512 for
+ * 0), or, if IN asked for direct I/O and got it, LOFI_FLAG_DIRECT_IO and
+ * the block size asked for, or for 0 one of 512 .. 4096 (the backing
+ * file's direct-I/O alignment).
  */
 static int map_fields_ok(const struct lofi_ioctl *in, const struct lofi_ioctl *out)
 {
 	uint32_t bs = out->li_block_size;
 
-	if (out->li_offset != 0 || out->li_sizelimit != 0)
+	if (out->li_offset != in->li_offset || out->li_sizelimit != in->li_sizelimit)
 		return 0;
 	if (out->li_flags == 0)
-		return bs == LOFI_BLOCK_SIZE_DEFAULT;
+		return bs == asked_block(in);
 	return out->li_flags == LOFI_FLAG_DIRECT_IO && (in->li_flags & LOFI_FLAG_DIRECT_IO) &&
-	       (bs == 512 || bs == 1024 || bs == 2048 || bs == 4096);
+	       (in->li_block_size ? bs == in->li_block_size : valid_block_size(bs));
 }
 
 /* What the mapping queries return in the map fields: what N's map returned. */
 static int map_fields_of(unsigned n, const struct lofi_ioctl *out)
 {
-	return out->li_flags == slots[n].flags && out->li_block_size == slots[n].bs && out->li_offset == 0 &&
-	       out->li_sizelimit == 0;
+	return out->li_flags == slots[n].flags && out->li_block_size == slots[n].bs &&
+	       out->li_offset == slots[n].offset && out->li_sizelimit == slots[n].sizelimit;
 }
 
 static void describe_call(char *buf, size_t len, int ci, int fdk, int ptr,
@@ -1256,12 +1307,19 @@ static int ctl_call(int ci, int fdk, int ptr, struct lofi_ioctl *li, const char 
 		uint64_t sectors = 0;
 		struct stat st;
 
-		if (stat(li->li_filename, &st) == 0)
-			sectors = (uint64_t)st.st_size / 512;
+		/* The region, in whole blocks of the disk. */
+		if (stat(li->li_filename, &st) == 0 && out->li_block_size >= 512) {
+			uint64_t per_block = out->li_block_size / 512;
+
+			sectors = region_bytes(li, (uint64_t)st.st_size) / 512;
+			sectors -= sectors % per_block;
+		}
 		slot_set(e.n, li->li_filename, e.ro, sectors);
 		/* Copied back (the effect is only kept when the copy-back worked). */
 		slots[e.n].flags = out->li_flags;
 		slots[e.n].bs = out->li_block_size;
+		slots[e.n].offset = out->li_offset;
+		slots[e.n].sizelimit = out->li_sizelimit;
 		maps++;
 		if (li->li_flags & LOFI_FLAG_DIRECT_IO) {
 			direct_asked++;
@@ -1318,13 +1376,16 @@ static void resync(void)
 		if (r == 0) {
 			if (slots[n].state == S_MAPPED && slots[n].name &&
 			    strcmp(slots[n].name, li.li_filename) == 0 && slots[n].ro == (int)li.li_readonly &&
-			    slots[n].flags == li.li_flags && slots[n].bs == li.li_block_size)
+			    slots[n].flags == li.li_flags && slots[n].bs == li.li_block_size &&
+			    slots[n].offset == li.li_offset && slots[n].sizelimit == li.li_sizelimit)
 				continue;
 			int h = slots[n].held;
 
 			slot_set(n, li.li_filename, li.li_readonly != 0, sysfs_sectors(n));
 			slots[n].flags = li.li_flags;
 			slots[n].bs = li.li_block_size;
+			slots[n].offset = li.li_offset;
+			slots[n].sizelimit = li.li_sizelimit;
 			slots[n].held = h;
 		} else if (errno == ENXIO) {
 			if (slots[n].state == S_GONE && slots[n].held)

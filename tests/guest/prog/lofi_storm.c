@@ -7,7 +7,10 @@
  *       WORKERS processes each map, use and unmap their own two images in
  *       DIR for SECONDS, checking every block they wrote through
  *       /dev/lofi/N reads back, and is in the backing file after the
- *       unmap; two more processes list and query all the while.
+ *       unmap; two more processes list and query all the while. Odd
+ *       workers map a 1 MiB slice at 64 KiB of a larger image in
+ *       4096-byte blocks (li_offset, li_sizelimit, li_block_size): their
+ *       blocks must land in the slice, the bytes around it stay zero.
  *   lofi_storm races DIR ROUNDS
  *       ROUNDS rounds of each two-process race: unmap by N vs by N
  *       (one 0, one ENXIO), by name vs by name (0, ENOENT), by name vs by
@@ -327,7 +330,8 @@ static void *xalloc_aligned(size_t size)
 	return p;
 }
 
-static void make_image(const char *path, uint32_t tag)
+/* An image of IMG_SIZE bytes (SIZE if larger), its first block TAG. */
+static void make_image_sized(const char *path, uint32_t tag, off_t size)
 {
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	uint32_t block[BLK / 4];
@@ -335,7 +339,7 @@ static void make_image(const char *path, uint32_t tag)
 
 	if (fd < 0)
 		die("create %s: %s", path, ename(errno));
-	if (ftruncate(fd, IMG_SIZE) < 0)
+	if (ftruncate(fd, size > IMG_SIZE ? size : IMG_SIZE) < 0)
 		die("truncate %s: %s", path, ename(errno));
 	for (i = 0; i < BLK / 4; i++)
 		block[i] = tag;
@@ -344,6 +348,11 @@ static void make_image(const char *path, uint32_t tag)
 	if (fsync(fd) < 0)
 		die("fsync %s: %s", path, ename(errno));
 	close(fd);
+}
+
+static void make_image(const char *path, uint32_t tag)
+{
+	make_image_sized(path, tag, IMG_SIZE);
 }
 
 /* The first word of a file (the tag written by make_image). */
@@ -441,18 +450,35 @@ static void img_name(char *buf, size_t len, const char *dir, int w, int k)
 	snprintf(buf, len, "%s/storm-w%d-%d.img", dir, w, k);
 }
 
+/* Where a slice worker's device is in its image, and the image's size. */
+#define SLICE_OFFSET (64 * 1024)
+#define SLICE_IMAGE_SIZE (SLICE_OFFSET + IMG_SIZE + 64 * 1024)
+
+/* Whether LEN bytes at P are all zero. */
+static int all_zero(const void *p, size_t len)
+{
+	const unsigned char *c = p;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (c[i])
+			return 0;
+	return 1;
+}
+
 static void storm_worker(const char *dir, int w)
 {
 	static uint32_t expect[2][IMG_BLOCKS];
 	char path[2][PATH_MAX], dev[64];
-	uint32_t *buf = xalloc_aligned(IMG_SIZE);
+	uint32_t *buf = xalloc_aligned(SLICE_IMAGE_SIZE);
 	struct lofi_ioctl li;
-	int fd = ctl(1), k, iter = 0;
+	int fd = ctl(1), k, iter = 0, slice = w % 2;
+	off_t off = slice ? SLICE_OFFSET : 0;
 
 	seed_rng((uint64_t)getpid() * 7 + (uint64_t)w);
 	for (k = 0; k < 2; k++) {
 		img_name(path[k], sizeof(path[k]), dir, w, k);
-		make_image(path[k], 0);
+		make_image_sized(path[k], 0, slice ? SLICE_IMAGE_SIZE : IMG_SIZE);
 		memset(expect[k], 0, sizeof(expect[k]));
 	}
 	while (!__atomic_load_n(&sh->stop, __ATOMIC_RELAXED)) {
@@ -463,7 +489,13 @@ static void storm_worker(const char *dir, int w)
 		k = iter % 2;
 		by_name = (iter / 2) % 2;
 		iter++;
-		if (map_file(fd, path[k], 0, 0, &li) < 0) {
+		li_init(&li, path[k], 0);
+		if (slice) {
+			li.li_offset = SLICE_OFFSET;
+			li.li_sizelimit = IMG_SIZE;
+			li.li_block_size = BLK;
+		}
+		if (ioctl(fd, LOFI_MAP_FILE, &li) < 0) {
 			undoc("worker %d: MAP_FILE %s: %s", w, path[k], ename(errno));
 			msleep(100);
 			continue;
@@ -509,8 +541,11 @@ static void storm_worker(const char *dir, int w)
 		r = get_minor(fd, path[k], &li);
 		if (r)
 			undoc("worker %d: GET_MINOR %s while mapped: %s", w, path[k], ename(r));
-		else if (li.li_minor != n || strcmp(li.li_devpath, dev) != 0)
-			bad("worker %d: GET_MINOR %s: N=%u %s, want %u", w, path[k], li.li_minor, li.li_devpath, n);
+		else if (li.li_minor != n || strcmp(li.li_devpath, dev) != 0 || li.li_offset != (uint64_t)off ||
+			 li.li_sizelimit != (slice ? IMG_SIZE : 0) || li.li_block_size != (slice ? BLK : 512))
+			bad("worker %d: GET_MINOR %s: N=%u %s offset %llu sizelimit %llu block size %u, want %u", w,
+			    path[k], li.li_minor, li.li_devpath, (unsigned long long)li.li_offset,
+			    (unsigned long long)li.li_sizelimit, li.li_block_size, n);
 		op_done(&sh->queries);
 		r = get_filename(fd, n, &li);
 		if (r)
@@ -533,15 +568,21 @@ static void storm_worker(const char *dir, int w)
 		else if (r != ENOENT)
 			undoc("worker %d: GET_MINOR %s after its unmap: %s, want ENOENT", w, path[k], ename(r));
 		op_done(&sh->queries);
-		/* Everything written so far is in the backing file. */
+		/* Everything written so far is in the backing file, in the slice. */
 		ffd = open(path[k], O_RDONLY | O_CLOEXEC);
-		if (ffd < 0 || pread(ffd, buf, IMG_SIZE, 0) != IMG_SIZE) {
+		if (ffd < 0 || pread(ffd, buf, slice ? SLICE_IMAGE_SIZE : IMG_SIZE, 0) !=
+				       (slice ? SLICE_IMAGE_SIZE : IMG_SIZE)) {
 			bad("worker %d: reading back %s: %s", w, path[k], ename(errno));
 		} else {
+			uint32_t *data = buf + off / 4;
+
 			for (j = 0; j < IMG_BLOCKS; j++)
-				if (check_block(buf + j * (BLK / 4), expect[k][j]))
+				if (check_block(data + j * (BLK / 4), expect[k][j]))
 					bad("worker %d: block %d of %s is not what was written through %s", w, j,
 					    path[k], dev);
+			if (slice && (!all_zero(buf, SLICE_OFFSET) ||
+				      !all_zero(data + IMG_SIZE / 4, SLICE_IMAGE_SIZE - SLICE_OFFSET - IMG_SIZE)))
+				bad("worker %d: %s changed outside the slice mapped at %d", w, path[k], SLICE_OFFSET);
 		}
 		if (ffd >= 0)
 			close(ffd);
