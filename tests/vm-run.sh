@@ -19,7 +19,8 @@
 # read-write with the guest, at the same path, as $LOFI_SHARE), LOFI_KO (a
 # lofi.ko already built against KDIR, under a path the guest sees, to load
 # instead of building drivers/block/lofi/lofi.ko in the work tree),
-# LOFI_LIFECYCLE_CYCLES and LOFI_LIFECYCLE_BUDGET (see tests/guest/lifecycle.sh).
+# LOFI_LIFECYCLE_CYCLES and LOFI_LIFECYCLE_BUDGET (see tests/guest/lifecycle.sh),
+# LOFI_FUZZ_SEED and LOFI_FUZZ_TRACE=1 (see tests/guest/ioctl-fuzz.sh).
 set -euo pipefail
 . "$(dirname "$0")/../scripts/lib/common.sh"
 
@@ -105,7 +106,7 @@ if [ -n "${LOFI_VM_SHARE:-}" ]; then
 	[ -d "$LOFI_VM_SHARE" ] || die "LOFI_VM_SHARE=$LOFI_VM_SHARE is not a directory"
 	vng_args+=(--rwdir="$LOFI_VM_SHARE")
 fi
-guest_cmd="env LOFI_KO=$LOFI_KO LOFI_PROG_DIR=$prog_dir LOFIADM=$lofiadm LOFI_STRESS=${LOFI_STRESS:-0} LOFI_TEST_TIMEOUT=${LOFI_TEST_TIMEOUT:-300} LOFI_LIFECYCLE_CYCLES=${LOFI_LIFECYCLE_CYCLES:-1000} LOFI_LIFECYCLE_BUDGET=${LOFI_LIFECYCLE_BUDGET:-0} LOFI_SHARE=${LOFI_VM_SHARE:-} bash $LOFI_ROOT/tests/guest/harness.sh $out ${tests[*]}"
+guest_cmd="env LOFI_KO=$LOFI_KO LOFI_PROG_DIR=$prog_dir LOFIADM=$lofiadm LOFI_STRESS=${LOFI_STRESS:-0} LOFI_TEST_TIMEOUT=${LOFI_TEST_TIMEOUT:-300} LOFI_LIFECYCLE_CYCLES=${LOFI_LIFECYCLE_CYCLES:-1000} LOFI_LIFECYCLE_BUDGET=${LOFI_LIFECYCLE_BUDGET:-0} LOFI_SHARE=${LOFI_VM_SHARE:-} LOFI_FUZZ_SEED=${LOFI_FUZZ_SEED:-} LOFI_FUZZ_TRACE=${LOFI_FUZZ_TRACE:-} bash $LOFI_ROOT/tests/guest/harness.sh $out ${tests[*]}"
 
 # Host actions a guest test may ask for (tests/guest/lib.sh host_delete):
 # deleting a file of the shared output directory from the host side, as
