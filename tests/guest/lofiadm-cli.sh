@@ -53,7 +53,8 @@ got = json.loads(sys.argv[1])
 s = sys.argv[2]
 want = [
     {"device": f"/dev/lofi/{n}", "number": n, "file": f"{s}/{f}", "readonly": ro,
-     "compressed": None, "labeled": False, "direct_io": False, "block_size": 512}
+     "compressed": None, "labeled": False, "direct_io": False, "block_size": 512,
+     "offset": 0, "sizelimit": 0}
     for n, f, ro in [(1, "a.img", False), (2, "b.img", True), (5, "c.img", False),
                      (7, "d.img", True), (9, "e.img", False)]
 ]

@@ -9,7 +9,7 @@ LOFIADM=${LOFIADM:-$LOFI_ROOT/tools/lofiadm/target/release/lofiadm}
 [ -x "$LOFIADM" ] || fail "$LOFIADM missing: the VM runner builds it on the host (make lofiadm)"
 
 # The usage text's first line, which every usage error prints.
-USAGE_LINE='Usage: lofiadm [-r] [--direct-io[=on|off]] -a file [device]'
+USAGE_LINE='Usage: lofiadm [-r] [--direct-io[=on|off]] [-o offset] [--sizelimit size]'
 # The listing's header, in the illumos format "%-20s     %-30s\t%s\n".
 HEADER=$(printf '%-20s     %-30s\t%s' 'Block Device' File Options)
 

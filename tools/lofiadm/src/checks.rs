@@ -7,21 +7,27 @@ use std::fs::{self, Metadata};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
+use crate::control::Region;
 use crate::device;
 use crate::error::Error;
 
 /// lofi's sector size: a file's size must be a multiple of it.
 pub const SECTOR_SIZE: u64 = 512;
 
-/// Check that `file` (an absolute, resolved path) can back a mapping.
-pub fn backing_file(file: &Path) -> Result<(), Error> {
+/// Check that `file` (an absolute, resolved path) can back a mapping of
+/// `region`.
+pub fn backing_file(file: &Path, region: Region) -> Result<(), Error> {
     let meta = fs::metadata(file).map_err(|e| Error::io(file.display().to_string(), &e))?;
     let kind = Kind::of(&meta);
     let disk = match kind {
         Kind::BlockDevice => block_device_name(meta.rdev()),
         _ => None,
     };
-    judge(file, kind, meta.len(), disk.as_deref())
+    judge_kind(file, kind, meta.len(), disk.as_deref(), region.is_default())?;
+    // A block device's size is not in its metadata: the driver judges
+    // the region against it.
+    let size = (kind == Kind::Regular).then_some(meta.len());
+    judge_region(file, size, region)
 }
 
 /// What a path names, as far as lofi is concerned.
@@ -50,11 +56,23 @@ impl Kind {
 
 /// The verdict on a file of `kind` and `size` bytes; `disk` is the kernel
 /// name of a block device (e.g. `lofi3`, `sda`) when known.
+/// The size rule applies to a whole file; see [`judge_region`] for a part.
 pub fn judge(file: &Path, kind: Kind, size: u64, disk: Option<&str>) -> Result<(), Error> {
+    judge_kind(file, kind, size, disk, true)
+}
+
+/// [`judge`], with the size of a whole file checked only if `whole`.
+fn judge_kind(
+    file: &Path,
+    kind: Kind,
+    size: u64,
+    disk: Option<&str>,
+    whole: bool,
+) -> Result<(), Error> {
     let name = file.display();
     match kind {
         Kind::Regular if size == 0 => Err(Error::msg(format!("size of {name} is 0"))),
-        Kind::Regular if !size.is_multiple_of(SECTOR_SIZE) => Err(Error::msg(format!(
+        Kind::Regular if whole && !size.is_multiple_of(SECTOR_SIZE) => Err(Error::msg(format!(
             "size of {name} is not a multiple of {SECTOR_SIZE}"
         ))),
         Kind::Regular => Ok(()),
@@ -68,6 +86,52 @@ pub fn judge(file: &Path, kind: Kind, size: u64, disk: Option<&str>) -> Result<(
             "{name} is not a regular file, block, or character device"
         ))),
     }
+}
+
+/// The verdict on mapping `region` of `file`, `size` bytes long if known
+/// (a regular file): the offset a multiple of 512 inside the file, the
+/// limit a multiple of the sector size, the region inside the file and a
+/// whole number of sectors, as the driver requires.
+pub fn judge_region(file: &Path, size: Option<u64>, region: Region) -> Result<(), Error> {
+    let name = file.display();
+    let Region {
+        offset,
+        sizelimit,
+        sector_size,
+    } = region;
+    let sector = u64::from(sector_size.unwrap_or(512));
+    let fail = |m: String| Err(Error::msg(m));
+    if !offset.is_multiple_of(SECTOR_SIZE) {
+        return fail(format!(
+            "offset {offset} is not a multiple of {SECTOR_SIZE}"
+        ));
+    }
+    if !sizelimit.is_multiple_of(sector) {
+        return fail(format!(
+            "size limit {sizelimit} is not a multiple of the sector size {sector}"
+        ));
+    }
+    let Some(size) = size else {
+        return Ok(());
+    };
+    if offset >= size {
+        return fail(format!(
+            "offset {offset} is not inside {name} ({size} bytes)"
+        ));
+    }
+    let rest = size - offset;
+    if sizelimit > rest {
+        return fail(format!(
+            "size limit {sizelimit} from offset {offset} reaches past the end of {name} ({size} bytes)"
+        ));
+    }
+    let len = if sizelimit == 0 { rest } else { sizelimit };
+    if !len.is_multiple_of(sector) {
+        return fail(format!(
+            "size of the region of {name} ({len} bytes from offset {offset}) is not a multiple of the sector size {sector}"
+        ));
+    }
+    Ok(())
 }
 
 /// Whether a block device is a lofi disk: by its kernel name, which holds
@@ -136,6 +200,84 @@ mod tests {
         assert_eq!(verdict("/dev/lofi/2", Kind::BlockDevice, 0, None), itself);
     }
 
+    fn region(offset: u64, sizelimit: u64, sector_size: Option<u32>) -> Region {
+        Region {
+            offset,
+            sizelimit,
+            sector_size,
+        }
+    }
+
+    fn region_verdict(size: Option<u64>, r: Region) -> Result<(), String> {
+        judge_region(Path::new("/a.img"), size, r).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn regions_inside_the_file() {
+        let mib = 1 << 20;
+        for (size, r) in [
+            (Some(64 * mib), region(0, 0, None)),
+            (Some(64 * mib), region(17 * mib, 0, None)),
+            (Some(64 * mib), region(17 * mib, 47 * mib, None)),
+            (Some(64 * mib), region(mib, 4096, Some(4096))),
+            (Some(1000), region(0, 512, None)),
+            (Some(mib), region(0, 0, Some(4096))),
+            // A block device: the driver knows its size.
+            (None, region(1 << 40, 1 << 20, Some(2048))),
+        ] {
+            assert_eq!(region_verdict(size, r), Ok(()), "{size:?} {r:?}");
+        }
+    }
+
+    #[test]
+    fn regions_refused() {
+        let mib = 1 << 20;
+        for (size, r, want) in [
+            (
+                Some(mib),
+                region(1000, 0, None),
+                "offset 1000 is not a multiple of 512",
+            ),
+            (
+                None,
+                region(100, 0, None),
+                "offset 100 is not a multiple of 512",
+            ),
+            (
+                Some(mib),
+                region(0, 6144, Some(4096)),
+                "size limit 6144 is not a multiple of the sector size 4096",
+            ),
+            (
+                Some(mib),
+                region(0, 100, None),
+                "size limit 100 is not a multiple of the sector size 512",
+            ),
+            (
+                Some(mib),
+                region(mib, 0, None),
+                "offset 1048576 is not inside /a.img (1048576 bytes)",
+            ),
+            (
+                Some(mib),
+                region(512 * 1024, mib, None),
+                "size limit 1048576 from offset 524288 reaches past the end of /a.img (1048576 bytes)",
+            ),
+            (
+                Some(mib),
+                region(512, 0, Some(4096)),
+                "size of the region of /a.img (1048064 bytes from offset 512) is not a multiple of the sector size 4096",
+            ),
+            (
+                Some(1000),
+                region(0, 0, Some(1024)),
+                "size of the region of /a.img (1000 bytes from offset 0) is not a multiple of the sector size 1024",
+            ),
+        ] {
+            assert_eq!(region_verdict(size, r), Err(want.to_string()), "{r:?}");
+        }
+    }
+
     #[test]
     fn other_kinds() {
         assert_eq!(
@@ -157,22 +299,29 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let img = dir.join("img");
         fs::write(&img, vec![0u8; 1024]).unwrap();
-        assert_eq!(backing_file(&img), Ok(()));
+        let whole = Region::default();
+        assert_eq!(backing_file(&img, whole), Ok(()));
+        // A region of a file whose size is no multiple of 512.
         fs::write(&img, vec![0u8; 1000]).unwrap();
+        let first = Region {
+            sizelimit: 512,
+            ..whole
+        };
+        assert_eq!(backing_file(&img, first), Ok(()));
         assert!(
-            backing_file(&img)
+            backing_file(&img, whole)
                 .unwrap_err()
                 .to_string()
                 .contains("not a multiple of 512")
         );
         assert!(
-            backing_file(&dir)
+            backing_file(&dir, whole)
                 .unwrap_err()
                 .to_string()
                 .contains("not a regular file")
         );
         assert!(
-            backing_file(Path::new("/dev/null"))
+            backing_file(Path::new("/dev/null"), whole)
                 .unwrap_err()
                 .to_string()
                 .contains("character device")

@@ -1,7 +1,8 @@
 //! The command line: illumos lofiadm syntax, plus long options.
 //!
 //! ```text
-//! lofiadm [-r] [--direct-io[=on|off]] -a file [device]
+//! lofiadm [-r] [--direct-io[=on|off]] [-o offset] [--sizelimit size]
+//!         [-b sector-size] -a file [device]
 //!                                  map; with no device, print the new device
 //! lofiadm -d file | device [-f]    unmap (-f: even if the device is open)
 //! lofiadm [file | device]          the device of a file, the file of a device
@@ -16,9 +17,13 @@ use std::ffi::OsString;
 
 use clap::{ArgAction, Parser, error::ErrorKind};
 
+use crate::control::Region;
+use crate::size;
+
 /// The usage text, printed on stderr after a usage error.
 pub const USAGE: &str = "\
-Usage: lofiadm [-r] [--direct-io[=on|off]] -a file [device]
+Usage: lofiadm [-r] [--direct-io[=on|off]] [-o offset] [--sizelimit size]
+               [-b sector-size] -a file [device]
        lofiadm -d file | device [-f]
        lofiadm [file | device]
        lofiadm [--json]
@@ -26,7 +31,8 @@ Usage: lofiadm [-r] [--direct-io[=on|off]] -a file [device]
 
 /// The `--help` text, printed on stdout.
 pub const HELP: &str = "\
-Usage: lofiadm [-r] [--direct-io[=on|off]] -a file [device]
+Usage: lofiadm [-r] [--direct-io[=on|off]] [-o offset] [--sizelimit size]
+               [-b sector-size] -a file [device]
        lofiadm -d file | device [-f]
        lofiadm [file | device]
        lofiadm [--json]
@@ -40,6 +46,13 @@ mappings.
       --direct-io[=on|off] with -a: read and write the file with direct I/O,
                            bypassing its page cache (default: off); if the
                            file cannot, it is mapped buffered with a warning
+  -o, --offset offset      with -a: map the file from this byte on (a
+                           multiple of 512; default 0)
+      --sizelimit size     with -a: map this many bytes (default: to the end
+                           of the file); the region must lie inside the file
+  -b, --sector-size size   with -a: the device's sector size: 512, 1024,
+                           2048 or 4096 (default 512); the region must be a
+                           whole number of sectors
   -d, --delete file|device remove the mapping of a file or a device
   -f, --force              with -d: remove it even if the device is open
       --json               list all mappings as a JSON array
@@ -49,7 +62,9 @@ mappings.
 With a file or a device alone, print the device of the file or the file of
 the device; with no arguments, list all mappings. Devices may be named
 /dev/lofi/N, /dev/rlofi/N or lofiN. Relative file names are resolved to
-absolute paths.
+absolute paths. Sizes are bytes, or numbers with a suffix K, M, G, T (or
+KiB, MiB, ...: powers of 1024) or KB, MB, GB, TB (powers of 1000). As -a
+takes the file as its value, give the other options before it.
 
 Exit status: 0 success, 1 error, 2 usage error. See lofiadm(8).
 ";
@@ -72,6 +87,9 @@ pub enum Command {
         readonly: bool,
         /// `--direct-io` (`=on`): ask the driver for direct I/O.
         direct_io: bool,
+        /// `-o`, `--sizelimit`, `-b`: the part of the file, and the
+        /// sector size.
+        region: Region,
     },
     /// `-d file|device`
     Unmap { target: OsString, force: bool },
@@ -127,6 +145,12 @@ struct Args {
         overrides_with = "direct_io"
     )]
     direct_io: Option<String>,
+    #[arg(short = 'o', long = "offset", value_name = "offset", value_parser = parse_size)]
+    offset: Option<u64>,
+    #[arg(long = "sizelimit", value_name = "size", value_parser = parse_size)]
+    sizelimit: Option<u64>,
+    #[arg(short = 'b', long = "sector-size", value_name = "size", value_parser = parse_sector_size)]
+    sector_size: Option<u32>,
     #[arg(long = "json", action = ArgAction::SetTrue, overrides_with = "json")]
     json: bool,
     #[arg(long = "help", action = ArgAction::SetTrue, overrides_with = "help")]
@@ -164,6 +188,15 @@ fn command(args: Args) -> Result<Command, UsageError> {
     if args.direct_io.is_some() && args.add.is_none() {
         return usage("--direct-io is only valid with -a");
     }
+    if args.offset.is_some() && args.add.is_none() {
+        return usage("-o is only valid with -a");
+    }
+    if args.sizelimit.is_some() && args.add.is_none() {
+        return usage("--sizelimit is only valid with -a");
+    }
+    if args.sector_size.is_some() && args.add.is_none() {
+        return usage("-b is only valid with -a");
+    }
     if args.force && args.delete.is_none() {
         return usage("-f is only valid with -d");
     }
@@ -181,6 +214,11 @@ fn command(args: Args) -> Result<Command, UsageError> {
             device: first,
             readonly: args.readonly,
             direct_io: args.direct_io.as_deref() == Some("on"),
+            region: Region {
+                offset: args.offset.unwrap_or(0),
+                sizelimit: args.sizelimit.unwrap_or(0),
+                sector_size: args.sector_size,
+            },
         });
     }
     if let Some(target) = args.delete {
@@ -196,6 +234,22 @@ fn command(args: Args) -> Result<Command, UsageError> {
         Some(target) => Command::Query { target },
         None => Command::List { json: args.json },
     })
+}
+
+/// A byte count (see [`size::parse`]).
+fn parse_size(text: &str) -> Result<u64, String> {
+    size::parse(text)
+}
+
+/// A sector size: one of the logical block sizes lofi presents.
+fn parse_sector_size(text: &str) -> Result<u32, String> {
+    let bytes = size::parse(text)?;
+    match u32::try_from(bytes) {
+        Ok(b @ (512 | 1024 | 2048 | 4096)) => Ok(b),
+        _ => Err(format!(
+            "'{text}' is not a sector size: use 512, 1024, 2048 or 4096"
+        )),
+    }
 }
 
 /// The reason clap gives, on one line: the first line of its message
@@ -239,6 +293,7 @@ mod tests {
             device: device.map(Into::into),
             readonly,
             direct_io: false,
+            region: Region::default(),
         }
     }
 
@@ -248,6 +303,7 @@ mod tests {
             device: device.map(Into::into),
             readonly,
             direct_io: true,
+            region: Region::default(),
         }
     }
 
@@ -289,6 +345,76 @@ mod tests {
         );
         // Repeated flags are harmless, as with getopt.
         assert_eq!(cmd(&["-r", "-r", "-a", "img"]), map("img", None, true));
+    }
+
+    fn map_region(file: &str, offset: u64, sizelimit: u64, sector_size: Option<u32>) -> Command {
+        Command::Map {
+            file: file.into(),
+            device: None,
+            readonly: false,
+            direct_io: false,
+            region: Region {
+                offset,
+                sizelimit,
+                sector_size,
+            },
+        }
+    }
+
+    #[test]
+    fn region_forms() {
+        assert_eq!(
+            cmd(&["-o", "1MiB", "--sizelimit", "16M", "-a", "img"]),
+            map_region("img", 1 << 20, 16 << 20, None)
+        );
+        assert_eq!(
+            cmd(&["--offset=512", "-a", "img"]),
+            map_region("img", 512, 0, None)
+        );
+        assert_eq!(
+            cmd(&["-o512", "--sizelimit=4KB", "-aimg"]),
+            map_region("img", 512, 4000, None)
+        );
+        assert_eq!(
+            cmd(&["-b", "4096", "-a", "img"]),
+            map_region("img", 0, 0, Some(4096))
+        );
+        assert_eq!(
+            cmd(&["--sector-size", "2K", "-a", "img"]),
+            map_region("img", 0, 0, Some(2048))
+        );
+        assert_eq!(
+            cmd(&["-a", "img", "-b", "1024", "-o", "0"]),
+            map_region("img", 0, 0, Some(1024))
+        );
+        assert_eq!(
+            cmd(&["-b512", "-a", "img"]),
+            map_region("img", 0, 0, Some(512))
+        );
+    }
+
+    #[test]
+    fn bad_region_values() {
+        for (args, words) in [
+            (
+                &["-o", "1000x", "-a", "img"][..],
+                "'1000x' has an unknown suffix",
+            ),
+            (&["--sizelimit", "", "-a", "img"], "'' is not a number"),
+            // A negative number looks like an option to clap.
+            (&["-o", "-5", "-a", "img"], "'-5'"),
+            (&["--sizelimit", "99999999E", "-a", "img"], "too large"),
+            (
+                &["-b", "3000", "-a", "img"],
+                "'3000' is not a sector size: use 512, 1024, 2048 or 4096",
+            ),
+            (&["-b", "8K", "-a", "img"], "'8K' is not a sector size"),
+            (&["-b", "0", "-a", "img"], "'0' is not a sector size"),
+        ] {
+            let reason = usage_error(args);
+            assert!(reason.contains(words), "{args:?}: {reason:?}");
+            assert!(!reason.contains('\n'), "{args:?}: {reason:?}");
+        }
     }
 
     #[test]
@@ -403,6 +529,13 @@ mod tests {
             (&["-f", "-a", "img"], "-f is only valid with -d"),
             (&["--direct-io"], "--direct-io is only valid with -a"),
             (&["--direct-io=off"], "--direct-io is only valid with -a"),
+            (&["-o", "512"], "-o is only valid with -a"),
+            (&["-o", "512", "-d", "img"], "-o is only valid with -a"),
+            (
+                &["--sizelimit", "1M", "img"],
+                "--sizelimit is only valid with -a",
+            ),
+            (&["-b", "4096", "--json"], "-b is only valid with -a"),
             (&["--direct-io", "img"], "--direct-io is only valid with -a"),
             (
                 &["--direct-io", "-d", "img"],
@@ -469,6 +602,9 @@ mod tests {
     fn usage_lists_every_form() {
         for form in [
             "-a file [device]",
+            "[-o offset]",
+            "[--sizelimit size]",
+            "[-b sector-size]",
             "-d file | device",
             "[file | device]",
             "[--json]",
@@ -480,6 +616,9 @@ mod tests {
             "--add",
             "--readonly",
             "--direct-io[=on|off]",
+            "--offset",
+            "--sizelimit",
+            "--sector-size",
             "--delete",
             "--force",
             "--json",

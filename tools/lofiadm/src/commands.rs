@@ -36,10 +36,12 @@ pub fn run(cmd: &Command, out: &mut impl Write, warn: &mut impl Write) -> Result
             device,
             readonly,
             direct_io,
+            region,
         } => {
             let opts = MapOptions {
                 readonly: *readonly,
                 direct_io: *direct_io,
+                region: *region,
             };
             map(file, device.as_deref(), opts, out, warn)
         }
@@ -120,7 +122,7 @@ fn map(
         None => None,
     };
     let path = resolve::existing(file)?;
-    checks::backing_file(&path)?;
+    checks::backing_file(&path, opts.region)?;
     let ctl = Control::open(Access::ReadWrite)?;
     let name = path.display();
     let mapping = match (n, device) {
@@ -223,6 +225,8 @@ mod tests {
             compressed: None,
             direct_io,
             block_size: 512,
+            offset: 0,
+            sizelimit: 0,
         }
     }
 
@@ -230,8 +234,8 @@ mod tests {
     fn direct_io_refused_is_a_warning() {
         let file = Path::new("/srv/a.img");
         let dio = MapOptions {
-            readonly: false,
             direct_io: true,
+            ..MapOptions::default()
         };
         assert_eq!(
             map_warning(file, dio, &mapping(false)).as_deref(),

@@ -29,9 +29,32 @@ pub struct Mapping {
     /// Whether the driver serves the mapping with direct I/O on the
     /// backing file (`LOFI_FLAG_DIRECT_IO` in the returned `li_flags`).
     pub direct_io: bool,
-    /// The device's logical block size in bytes: 512, or more when direct
-    /// I/O needs the backing file's alignment.
+    /// The device's logical block size in bytes: 512, the size asked
+    /// for, or more when direct I/O needs the backing file's alignment.
     pub block_size: u32,
+    /// Where the device's data starts in the backing file (`li_offset`).
+    pub offset: u64,
+    /// The size limit it was mapped with (`li_sizelimit`; 0: to the end).
+    pub sizelimit: u64,
+}
+
+/// The part of a file a map command asks for, and its sector size: all
+/// defaults (0, 0, `None`) for the whole file in 512-byte sectors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Region {
+    /// `li_offset`: the first byte mapped.
+    pub offset: u64,
+    /// `li_sizelimit`: how many bytes, 0 for all to the end.
+    pub sizelimit: u64,
+    /// `li_block_size`: the logical block size asked for.
+    pub sector_size: Option<u32>,
+}
+
+impl Region {
+    /// Whether this is the whole file with the default sector size.
+    pub fn is_default(&self) -> bool {
+        *self == Region::default()
+    }
 }
 
 /// What a map command asks for besides the file.
@@ -41,6 +64,8 @@ pub struct MapOptions {
     pub readonly: bool,
     /// `LOFI_FLAG_DIRECT_IO` in `li_flags`.
     pub direct_io: bool,
+    /// `li_offset`, `li_sizelimit` and `li_block_size`.
+    pub region: Region,
 }
 
 impl MapOptions {
@@ -49,6 +74,9 @@ impl MapOptions {
         if self.direct_io {
             li.li_flags |= FLAG_DIRECT_IO;
         }
+        li.li_offset = self.region.offset;
+        li.li_sizelimit = self.region.sizelimit;
+        li.li_block_size = self.region.sector_size.unwrap_or(0);
     }
 }
 
@@ -74,6 +102,8 @@ impl Mapping {
                 0 => BLOCK_SIZE_DEFAULT,
                 size => size,
             },
+            offset: li.li_offset,
+            sizelimit: li.li_sizelimit,
         }
     }
 }
@@ -237,6 +267,8 @@ mod tests {
                 compressed: None,
                 direct_io: false,
                 block_size: 512,
+                offset: 0,
+                sizelimit: 0,
             }
         );
         // No devpath from the driver: the standard name.
@@ -264,6 +296,11 @@ mod tests {
         // 0 is the default size.
         li.li_block_size = 0;
         assert_eq!(Mapping::from_ioctl(1, &li).block_size, 512);
+        // The region, as the driver returns it.
+        li.li_offset = 17 << 20;
+        li.li_sizelimit = 47 << 20;
+        let m = Mapping::from_ioctl(1, &li);
+        assert_eq!((m.offset, m.sizelimit), (17 << 20, 47 << 20));
     }
 
     #[test]
@@ -271,9 +308,11 @@ mod tests {
         let mut li = LofiIoctl::default();
         MapOptions::default().apply(&mut li);
         assert_eq!((li.li_readonly, li.li_flags), (0, 0));
+        assert_eq!((li.li_offset, li.li_sizelimit, li.li_block_size), (0, 0, 0));
         MapOptions {
             readonly: true,
             direct_io: true,
+            region: Region::default(),
         }
         .apply(&mut li);
         assert_eq!((li.li_readonly, li.li_flags), (1, FLAG_DIRECT_IO));
@@ -281,8 +320,17 @@ mod tests {
         MapOptions {
             readonly: false,
             direct_io: true,
+            region: Region {
+                offset: 1 << 20,
+                sizelimit: 8 << 20,
+                sector_size: Some(4096),
+            },
         }
         .apply(&mut li);
         assert_eq!((li.li_readonly, li.li_flags), (0, FLAG_DIRECT_IO));
+        assert_eq!(
+            (li.li_offset, li.li_sizelimit, li.li_block_size),
+            (1 << 20, 8 << 20, 4096)
+        );
     }
 }

@@ -4,8 +4,9 @@
 //! Each module has one job: `cli` reads the command line, `commands`
 //! carries out a command with `control` (the ioctls of /dev/lofictl, over
 //! the ABI mirror in `uapi`), `device` and `resolve` interpret operands,
-//! `checks` vets a file before it is mapped, `wait` waits for a new
-//! device node, `listing` formats mappings, `error` words failures.
+//! `checks` vets a file before it is mapped, `size` reads byte counts,
+//! `wait` waits for a new device node, `listing` formats mappings,
+//! `error` words failures.
 
 pub mod checks;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod device;
 pub mod error;
 pub mod listing;
 pub mod resolve;
+pub mod size;
 pub mod uapi;
 pub mod wait;
 

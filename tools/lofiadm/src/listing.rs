@@ -35,8 +35,10 @@ pub fn collect(ctl: &impl Queries) -> Result<Vec<Mapping>, Error> {
 /// illumos writes it. The order is fixed: first the illumos options in the
 /// illumos order, `Compressed(alg)`, `Readonly` (and `Labeled` once the
 /// driver has labeled mappings), then the options of lofi on Linux in the
-/// order they were added: `DirectIO`. A new option goes at the end, so
-/// that a column read by a script keeps its known prefixes.
+/// order they were added: `DirectIO`, `Offset=N` and `Sizelimit=N` (in
+/// bytes, each only when not 0). A new option goes at the end, so that a
+/// column read by a script keeps its known prefixes. The sector size is
+/// not an option (direct I/O may choose it): `--json` has it.
 pub fn options(m: &Mapping) -> String {
     let mut opts = Vec::new();
     if let Some(alg) = &m.compressed {
@@ -47,6 +49,12 @@ pub fn options(m: &Mapping) -> String {
     }
     if m.direct_io {
         opts.push("DirectIO".to_string());
+    }
+    if m.offset != 0 {
+        opts.push(format!("Offset={}", m.offset));
+    }
+    if m.sizelimit != 0 {
+        opts.push(format!("Sizelimit={}", m.sizelimit));
     }
     if opts.is_empty() {
         "-".to_string()
@@ -99,6 +107,9 @@ fn padded(out: &mut Vec<u8>, s: &[u8], width: usize) {
 /// - `labeled` (boolean): always false until lofi supports labels
 /// - `direct_io` (boolean): the driver serves it with direct I/O
 /// - `block_size` (integer): the device's logical block size in bytes
+/// - `offset` (integer): where the device starts in the file, in bytes
+/// - `sizelimit` (integer): the size limit it was mapped with, in bytes
+///   (0: to the end of the file)
 pub fn json(mappings: &[Mapping]) -> String {
     let items: Vec<_> = mappings
         .iter()
@@ -112,6 +123,8 @@ pub fn json(mappings: &[Mapping]) -> String {
                 "labeled": false,
                 "direct_io": m.direct_io,
                 "block_size": m.block_size,
+                "offset": m.offset,
+                "sizelimit": m.sizelimit,
             })
         })
         .collect();
@@ -136,6 +149,8 @@ mod tests {
             compressed: None,
             direct_io: false,
             block_size: 512,
+            offset: 0,
+            sizelimit: 0,
         }
     }
 
@@ -221,6 +236,15 @@ mod tests {
         m.direct_io = false;
         m.block_size = 4096;
         assert_eq!(options(&m), "-");
+        // The region comes last, each part only when set.
+        m.offset = 17 << 20;
+        assert_eq!(options(&m), "Offset=17825792");
+        m.sizelimit = 1 << 20;
+        m.readonly = true;
+        assert_eq!(options(&m), "Readonly,Offset=17825792,Sizelimit=1048576");
+        m.offset = 0;
+        m.direct_io = true;
+        assert_eq!(options(&m), "Readonly,DirectIO,Sizelimit=1048576");
     }
 
     #[test]
@@ -270,6 +294,8 @@ Block Device             File                          \tOptions
         let mut dio = mapping(3, "/srv/db.img", false);
         dio.direct_io = true;
         dio.block_size = 4096;
+        dio.offset = 1 << 20;
+        dio.sizelimit = 8 << 20;
         let text = json(&[mapping(1, "/var/tmp/disk.img", false), ro, dio]);
         assert!(text.ends_with('\n'));
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -278,13 +304,14 @@ Block Device             File                          \tOptions
             serde_json::json!([
                 {"device": "/dev/lofi/1", "number": 1, "file": "/var/tmp/disk.img",
                  "readonly": false, "compressed": null, "labeled": false,
-                 "direct_io": false, "block_size": 512},
+                 "direct_io": false, "block_size": 512, "offset": 0, "sizelimit": 0},
                 {"device": "/dev/lofi/2", "number": 2, "file": "/srv/iso/\"quoted\"\\.iso",
                  "readonly": true, "compressed": "lzma", "labeled": false,
-                 "direct_io": false, "block_size": 512},
+                 "direct_io": false, "block_size": 512, "offset": 0, "sizelimit": 0},
                 {"device": "/dev/lofi/3", "number": 3, "file": "/srv/db.img",
                  "readonly": false, "compressed": null, "labeled": false,
-                 "direct_io": true, "block_size": 4096},
+                 "direct_io": true, "block_size": 4096, "offset": 1048576,
+                 "sizelimit": 8388608},
             ])
         );
         assert_eq!(json(&[]), "[]\n");

@@ -190,6 +190,8 @@ fn listing_rows_match_printf() {
         compressed: None,
         direct_io: dio,
         block_size: 512,
+        offset: 0,
+        sizelimit: 0,
     })
     .collect();
     let mut args = vec!["%-20s     %-30s\\t%s\\n".to_string()];
