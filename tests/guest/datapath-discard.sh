@@ -17,7 +17,11 @@
 # discard switches discard off (discard_max_bytes 0) with one kernel log
 # line from lofi; 10 more blkdiscard calls add no kernel log line about it,
 # and a burst of 8 concurrent discards on a fresh mapping again logs lofi's
-# line exactly once; the mapping keeps working.
+# line exactly once; the mapping keeps working. A backing block device
+# with 4096-byte sectors (a loop device) takes only whole sectors in
+# fallocate: a mapping of it from offset 512 advertises neither (every
+# discard would fail), one from offset 4096 both, and its blkdiscard
+# reads back as zeros.
 # shellcheck source=tests/guest/lib.sh
 . "$LOFI_ROOT/tests/guest/lib.sh"
 # shellcheck source=tests/guest/hardening-lib.sh
@@ -28,10 +32,14 @@
 mnt=$PWD/mnt
 fat=$PWD/fat
 tmp=$PWD/tmpfs
+loops=()
 cleanup() {
 	set +e
 	mountpoint -q "$mnt" && umount "$mnt"
 	lofi_teardown
+	for l in "${loops[@]}"; do
+		losetup -d "$l"
+	done
 	mountpoint -q "$fat" && umount "$fat"
 	mountpoint -q "$tmp" && umount "$tmp"
 	bk_teardown
@@ -205,6 +213,27 @@ total=$(kmsg_since vfat-burst | grep -c 'lofi' || true)
 expect_eq "discard_max_bytes after the burst" "$(queue_limit "$n" discard_max_bytes)" 0
 "$map" unmap "$n" || fail "unmap $dev failed"
 umount "$fat" || fail "umount $fat failed"
+
+echo "=== backing block device with 4096-byte sectors, regions [${SECONDS} s]"
+truncate -s 64M "$tmp/disk4k.img"
+loop4k=$(losetup -f --show -b 4096 "$tmp/disk4k.img") || fail "losetup -b 4096 failed"
+loops+=("$loop4k")
+dev=$("$LOFIADM" -o 512 --sizelimit 32M -a "$loop4k") || fail "lofiadm -o 512 -a $loop4k failed"
+n=$(minor_of "$dev")
+echo "lofi$n (offset 512): discard_max_bytes $(queue_limit "$n" discard_max_bytes), write_zeroes_max_bytes $(queue_limit "$n" write_zeroes_max_bytes)"
+expect_eq "discard_max_bytes of a misaligned region of a 4096-byte-sector disk" \
+	"$(queue_limit "$n" discard_max_bytes)" 0
+expect_eq "write_zeroes_max_bytes of a misaligned region of a 4096-byte-sector disk" \
+	"$(queue_limit "$n" write_zeroes_max_bytes)" 0
+"$map" unmap "$n" || fail "unmap $dev failed"
+dev=$("$LOFIADM" -o 4096 --sizelimit 32M -b 4096 -a "$loop4k") || fail "lofiadm -o 4096 -b 4096 -a $loop4k failed"
+n=$(minor_of "$dev")
+[ "$(queue_limit "$n" discard_max_bytes)" -gt 0 ] ||
+	bad "an aligned region of a 4096-byte-sector disk has discard_max_bytes 0"
+fill "$dev" 8 8
+blkdiscard -o $((8 * MiB)) -l $((8 * MiB)) "$dev" || bad "blkdiscard of an aligned region of $loop4k failed"
+zeros "$dev" 8 8 || bad "the discarded range of the aligned region does not read back as zeros"
+"$map" unmap "$n" || fail "unmap $dev failed"
 
 [ "$failures" -eq 0 ] || fail "$failures check(s) failed (after ${SECONDS} s)"
 unload_lofi
