@@ -141,14 +141,17 @@ impl MapOptions {
     }
 }
 
-/// Checks the map options against what this driver implements: unknown
-/// flags (any but `LOFI_FLAG_DIRECT_IO`), a block size lofi cannot present,
-/// an offset that is no multiple of 512 or a size limit that is no multiple
-/// of the block size are `EINVAL` (see the extension rules in
-/// include/uapi/linux/lofi.h), and so is an algorithm name (compressed
-/// images are not supported yet). The region is checked against the file
-/// once it is open ([`geometry::region_sectors`]).
+/// Checks the map fields against what this driver implements, in the
+/// order of the documentation's tables: unknown flags (any but
+/// `LOFI_FLAG_DIRECT_IO`), a block size lofi cannot present, an offset that
+/// is no multiple of 512 or a size limit that is no multiple of the block
+/// size are `EINVAL` (see the extension rules in
+/// include/uapi/linux/lofi.h). The region is checked against the file once
+/// it is open ([`geometry::region_sectors`]).
 fn check_map_options(li: &LofiIoctl) -> Result<MapOptions> {
+    if li.li_flags & !uapi::LOFI_FLAGS_KNOWN != 0 {
+        return Err(EINVAL);
+    }
     let block_size = match li.li_block_size {
         0 => None,
         size if geometry::valid_block_size(size) => Some(size),
@@ -159,10 +162,13 @@ fn check_map_options(li: &LofiIoctl) -> Result<MapOptions> {
         offset: li.li_offset,
         sizelimit: li.li_sizelimit,
     };
-    if li.li_flags & !uapi::LOFI_FLAGS_KNOWN != 0
-        || options.offset % geometry::SECTOR_SIZE != 0
-        || options.sizelimit % u64::from(options.region_block()) != 0
-        || li.li_algorithm[0] != 0
+    // `checked_rem`: the block size is never 0, but without a panic path
+    // the compiler need not see that.
+    if options.offset % geometry::SECTOR_SIZE != 0
+        || options
+            .sizelimit
+            .checked_rem(u64::from(options.region_block()))
+            != Some(0)
     {
         return Err(EINVAL);
     }
@@ -260,7 +266,7 @@ fn direct_io_mode(
         dma_alignment: align.memory.clamp(512, 4096) - 1,
     };
     if mode.capacity(sectors) == 0 {
-        return Err("the file is smaller than one block");
+        return Err("the region is smaller than one block");
     }
     Ok(mode)
 }
@@ -269,6 +275,10 @@ impl Control {
     fn map(&self, li: &mut LofiIoctl, arg: usize, requested: Option<u32>) -> Result<isize> {
         let options = check_map_options(li)?;
         let path = request_path(li)?;
+        // Compressed images are not supported yet.
+        if li.li_algorithm[0] != 0 {
+            return Err(EINVAL);
+        }
         let max = self.table.lock().max();
         match requested {
             Some(0) => return Err(EINVAL),
@@ -340,13 +350,21 @@ impl Control {
         // `fsync` could only fail them.
         let write_cache = !read_only && file.can_sync();
         // Discard and write zeroes where the file can deallocate or zero
-        // ranges (switched off by the device if it turns out it cannot).
+        // ranges (switched off by the device if it turns out it cannot),
+        // and every range of the disk, whole blocks from the region's
+        // start, is one it takes.
         let zeroing = match file.zeroing() {
-            Some((granularity, max)) if !read_only => ZeroingLimits {
-                max_discard_sectors: max,
-                max_write_zeroes_sectors: max,
-                discard_granularity: granularity,
-            },
+            Some(z)
+                if !read_only
+                    && region.offset % u64::from(z.alignment.max(1)) == 0
+                    && io.logical_block_size % z.alignment.max(1) == 0 =>
+            {
+                ZeroingLimits {
+                    max_discard_sectors: z.max_sectors,
+                    max_write_zeroes_sectors: z.max_sectors,
+                    discard_granularity: z.granularity,
+                }
+            }
             _ => ZeroingLimits::default(),
         };
         let hw_queues = hw_queues_for_cpus();

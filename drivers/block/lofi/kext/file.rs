@@ -69,6 +69,21 @@ pub(crate) struct DioAlign {
     /// Alignment of memory buffers, in bytes.
     pub(crate) memory: u32,
 }
+
+/// How a file deallocates or zeroes ranges with `fallocate`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileZeroing {
+    /// The unit that is actually freed, in bytes: the file system's block
+    /// size, or a block device's physical block size.
+    pub(crate) granularity: u32,
+    /// The largest range, in sectors: a block device's write zeroes limit.
+    pub(crate) max_sectors: u32,
+    /// What the start and length of a range must be multiples of, in
+    /// bytes: 1 for a regular file, a block device's logical block size
+    /// (`blkdev_fallocate()` refuses anything else with `EINVAL`).
+    pub(crate) alignment: u32,
+}
+
 /// `SEEK_END` of include/uapi/linux/fs.h.
 const SEEK_END: i32 = 2;
 
@@ -417,10 +432,8 @@ impl KernelFile {
     }
 
     /// Whether the file can have ranges deallocated or zeroed
-    /// (`fallocate`), and with what granularity in bytes (its file system's
-    /// block size), for a regular file; for a block device, its write
-    /// zeroes limit in sectors too (what `fallocate` on it uses).
-    pub(crate) fn zeroing(&self) -> Option<(u32, u32)> {
+    /// (`fallocate`), and how: see [`FileZeroing`].
+    pub(crate) fn zeroing(&self) -> Option<FileZeroing> {
         // SAFETY: `f_op` of a valid file is valid and static.
         if unsafe { (*self.fops()).fallocate.is_none() } {
             return None;
@@ -429,17 +442,29 @@ impl KernelFile {
             FileKind::Block => {
                 // SAFETY: The file is an opened block device: its bdev and
                 // queue are valid while it is open.
-                let (max, pbs) = unsafe {
+                let (max, pbs, lbs) = unsafe {
                     let lim = &(*(*bindings::file_bdev(self.raw())).bd_queue).limits;
-                    (lim.max_write_zeroes_sectors, lim.physical_block_size)
+                    (
+                        lim.max_write_zeroes_sectors,
+                        lim.physical_block_size,
+                        lim.logical_block_size,
+                    )
                 };
-                (max != 0).then_some((pbs, max))
+                (max != 0).then_some(FileZeroing {
+                    granularity: pbs,
+                    max_sectors: max,
+                    alignment: lbs,
+                })
             }
             _ => {
                 // SAFETY: The inode of an open file and its superblock are
                 // valid; `s_blocksize` is set at mount.
                 let bs = unsafe { (*(*self.0.inode()).i_sb).s_blocksize };
-                Some((u32::try_from(bs).unwrap_or(4096), u32::MAX >> 9))
+                Some(FileZeroing {
+                    granularity: u32::try_from(bs).unwrap_or(4096),
+                    max_sectors: u32::MAX >> 9,
+                    alignment: 1,
+                })
             }
         }
     }
