@@ -49,11 +49,12 @@
  * has, which may be less than was asked for (see each flag).
  *
  * LOFI_FLAG_DIRECT_IO: serve the mapping with direct, asynchronous I/O on
- * the backing file, bypassing its page cache (no double caching). The
- * logical block size is raised to the file's direct-I/O alignment. If the
- * backing file cannot do direct I/O, or li_offset or a li_block_size asked
- * for does not fit its alignment, the mapping is made with buffered I/O
- * and the flag is clear on return (the kernel log says why).
+ * the backing file, bypassing its page cache (no double caching). With
+ * li_block_size 0 the logical block size is raised to the file's
+ * direct-I/O alignment. If the backing file cannot do direct I/O, or
+ * li_offset or a li_block_size asked for does not fit its alignment, the
+ * mapping is made with buffered I/O and the flag is clear on return (the
+ * kernel log says why).
  *
  * Planned: partition scanning (illumos "labeled").
  */
