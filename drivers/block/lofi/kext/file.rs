@@ -352,18 +352,29 @@ impl KernelFile {
     /// (`FMODE_NOWAIT`), and was opened with `O_NOATIME`, without which a
     /// read may update the access time, synchronously (see
     /// [`PathFile::open`]).
+    ///
+    /// Never for a block device: the submitter may hold the lofi disk's
+    /// own inode lock (a buffered read of it does, in `blkdev_read_iter()`),
+    /// and the backing device's read takes its inode lock of the same
+    /// class, which lockdep reports as recursive locking; a worker holds
+    /// neither.
     pub(crate) fn nowait_reads(&self) -> bool {
-        self.f_mode() & FMODE_NOWAIT != 0 && self.f_flags() & bindings::O_NOATIME != 0
+        self.kind() != FileKind::Block
+            && self.f_mode() & FMODE_NOWAIT != 0
+            && self.f_flags() & bindings::O_NOATIME != 0
     }
 
     /// Whether writes may be tried with `IOCB_NOWAIT`: where the file
     /// honours it (`FMODE_NOWAIT`; its time stamps are then updated with
     /// `kiocb_modified()`, which honours it too), direct ones, buffered ones
     /// only where its file system says so as well (`FOP_BUFFER_WASYNC`).
+    /// Never for a block device, as [`KernelFile::nowait_reads`].
     pub(crate) fn nowait_writes(&self, direct: bool) -> bool {
         // SAFETY: `f_op` of a valid file is valid and static.
         let fop_flags = unsafe { (*self.fops()).fop_flags };
-        self.f_mode() & FMODE_NOWAIT != 0 && (direct || fop_flags & FOP_BUFFER_WASYNC != 0)
+        self.kind() != FileKind::Block
+            && self.f_mode() & FMODE_NOWAIT != 0
+            && (direct || fop_flags & FOP_BUFFER_WASYNC != 0)
     }
 
     /// The block size of the file's file system (`i_blkbits`): direct
