@@ -106,7 +106,7 @@ if [ -n "${LOFI_VM_SHARE:-}" ]; then
 	[ -d "$LOFI_VM_SHARE" ] || die "LOFI_VM_SHARE=$LOFI_VM_SHARE is not a directory"
 	vng_args+=(--rwdir="$LOFI_VM_SHARE")
 fi
-guest_cmd="env LOFI_KO=$LOFI_KO LOFI_PROG_DIR=$prog_dir LOFIADM=$lofiadm LOFI_STRESS=${LOFI_STRESS:-0} LOFI_TEST_TIMEOUT=${LOFI_TEST_TIMEOUT:-300} LOFI_LIFECYCLE_CYCLES=${LOFI_LIFECYCLE_CYCLES:-1000} LOFI_LIFECYCLE_BUDGET=${LOFI_LIFECYCLE_BUDGET:-0} LOFI_SHARE=${LOFI_VM_SHARE:-} LOFI_FUZZ_SEED=${LOFI_FUZZ_SEED:-} LOFI_FUZZ_TRACE=${LOFI_FUZZ_TRACE:-} bash $LOFI_ROOT/tests/guest/harness.sh $out ${tests[*]}"
+guest_cmd="env LOFI_KO=$LOFI_KO LOFI_PROG_DIR=$prog_dir LOFIADM=$lofiadm LOFI_STRESS=${LOFI_STRESS:-0} LOFI_TEST_TIMEOUT=${LOFI_TEST_TIMEOUT:-300} LOFI_LIFECYCLE_CYCLES=${LOFI_LIFECYCLE_CYCLES:-} LOFI_LIFECYCLE_BUDGET=${LOFI_LIFECYCLE_BUDGET:-0} LOFI_SHARE=${LOFI_VM_SHARE:-} LOFI_FUZZ_SEED=${LOFI_FUZZ_SEED:-} LOFI_FUZZ_TRACE=${LOFI_FUZZ_TRACE:-} bash $LOFI_ROOT/tests/guest/harness.sh $out ${tests[*]}"
 
 # Host actions a guest test may ask for (tests/guest/lib.sh host_delete):
 # deleting a file of the shared output directory from the host side, as
@@ -195,6 +195,12 @@ sed -E 's/^\[ *[0-9]+\.[0-9]+\] //' "$out/dmesg.log" 2>/dev/null |
 
 # 5. The figures the reliability scenarios measured, as a table.
 print_figures "$out/figures"
+
+# 6. Where the guest's time went (the budget of make check), slowest first.
+if [ -s "$out/times" ] && [ "$(wc -l <"$out/times")" -gt 1 ]; then
+	echo "guest seconds per test, slowest first: $(sort -k2,2nr "$out/times" | head -n 10 |
+		awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2}')"
+fi
 
 echo "vm-run results: $out"
 echo "vm-run: $passed passed, $failed failed"

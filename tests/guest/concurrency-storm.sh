@@ -24,7 +24,7 @@ need_progs "$storm" "$map"
 
 workers=$(stress_or 8 16)
 seconds=$(stress_or 20 300)
-rounds=$(stress_or 60 1000)
+rounds=$(stress_or 30 1000)
 
 trap lofi_teardown EXIT
 

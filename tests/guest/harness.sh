@@ -4,6 +4,7 @@
 # test's own "# time-limit: SECONDS" line if longer), and leaves for the host:
 #   $LOFI_RESULTS/results    one line per test: "PASS name" or "FAIL name why"
 #   $LOFI_RESULTS/NAME.log   each test's output
+#   $LOFI_RESULTS/times      one line per test: "NAME SECONDS" (wall time)
 #   $LOFI_RESULTS/dmesg.log  the kernel log after the last test
 #   $LOFI_RESULTS/done       written last: the guest finished normally
 #
@@ -49,8 +50,10 @@ for name in "$@"; do
 	# line in its header says so (the larger of the two applies).
 	limit=$(sed -n 's/^# time-limit: \([0-9][0-9]*\)$/\1/p' "$script" | head -n 1)
 	[ -n "$limit" ] && [ "$limit" -gt "$TEST_TIMEOUT" ] || limit=$TEST_TIMEOUT
+	t0=$(date +%s)
 	(cd "$LOFI_SCRATCH" && timeout -k 5 "$limit" bash "$script") >"$LOFI_RESULTS/$name.log" 2>&1
 	status=$?
+	echo "$name $(($(date +%s) - t0))" >>"$LOFI_RESULTS/times"
 	if [ $status -eq 0 ]; then
 		echo "PASS $name" >>"$LOFI_RESULTS/results"
 	elif [ $status -eq 124 ] || [ $status -eq 137 ]; then

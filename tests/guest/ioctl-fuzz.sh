@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reliability scenario "Hostile ioctl input": lofi_fuzz sends at least
-# 50,000 ioctls (1,000,000 in the long form) to /dev/lofictl and to
-# /dev/lofi/N from a 64-bit process, and 20,000 (200,000) more from a
+# 30,000 ioctls (1,000,000 in the long form) to /dev/lofictl and to
+# /dev/lofi/N from a 64-bit process, and 10,000 (200,000) more from a
 # 32-bit one: random command numbers and sizes, random structure contents,
 # names of every kind (no NUL, relative, empty, PATH_MAX-1 bytes, every file
 # type, lofi devices), minors 0, max, max+1, 2^32-1, bad user pointers
@@ -28,7 +28,7 @@ fuzz32=$prog_dir/lofi_fuzz-32
 map=$prog_dir/lofi_map
 need_progs "$fuzz" "$map"
 
-calls=$(stress_or 50000 1000000)
+calls=$(stress_or 30000 1000000)
 calls32=$(stress_or 10000 200000)
 seed=${LOFI_FUZZ_SEED:-$(((RANDOM << 15) | RANDOM))}
 echo "seed $seed"
@@ -106,7 +106,7 @@ wait_for 5 test -c /dev/lofictl || fail "/dev/lofictl did not appear"
 
 start=$(date +%s)
 # The limits are a hang watchdog, not a timing test: about four times what
-# a run takes on a slow 2-core TCG host (fuzz64 110 s, fuzz32 40 s).
+# a run takes on a slow 2-core TCG host (fuzz64 70 s, fuzz32 30 s).
 run fuzz64 "$fuzz" "$calls" "$seed" "$(stress_or 400 2400)"
 if [ -x "$fuzz32" ]; then
 	# A 32-bit caller: same structure, same numbers (no compat

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Mappings come and go cleanly: 1000 map/unmap cycles of one file (by N and
+# Mappings come and go cleanly: 200 map/unmap cycles of one file (1000 in
+# the long form, make stress; by N and
 # by name alternately, the node appearing and vanishing each time, the
 # same lowest N every time, I/O every tenth cycle; about 0.15 s a cycle
 # under QEMU TCG on an idle two-core host, twice that on a slow or busy
@@ -17,7 +18,7 @@
 map=$prog_dir/lofi_map
 need_progs "$map"
 # The number of map/unmap cycles and their time budget in seconds.
-cycles=${LOFI_LIFECYCLE_CYCLES:-1000}
+cycles=${LOFI_LIFECYCLE_CYCLES:-$(stress_or 200 1000)}
 budget=${LOFI_LIFECYCLE_BUDGET:-0}
 
 cleanup() {
