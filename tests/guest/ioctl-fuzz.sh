@@ -46,8 +46,20 @@ total_calls=0
 total_unexpected=0
 direct_asked=0
 direct_granted=0
+resizes=0
 errnos=
 failures=()
+# lofi_holders: every lofi disk left, and the processes holding one open.
+lofi_holders() {
+	local d fd target
+	for d in /sys/block/lofi*; do
+		[ -e "$d" ] && echo "$d: holders: $(find "$d/holders" -mindepth 1 -printf '%f ' 2>/dev/null)"
+	done
+	for fd in /proc/[0-9]*/fd/*; do
+		target=$(readlink "$fd" 2>/dev/null) || continue
+		case $target in /dev/lofi*) echo "$fd ($(cat "${fd%/fd/*}/comm" 2>/dev/null)) -> $target" ;; esac
+	done
+}
 # run NAME BINARY CALLS SEED LIMIT: one fuzzer run (at most LIMIT seconds) in ./NAME; checks its report
 # and that the driver's mappings are the fuzzer's model afterwards. A
 # failure is recorded (the other run still runs), the test fails at the end.
@@ -63,13 +75,19 @@ run() {
 		sleep 1
 	done
 	if kill -0 "$pid" 2>/dev/null; then
-		echo "$name: still running after $limit s; wchan $(cat "/proc/$pid/wchan" 2>/dev/null), kernel stack:"
-		cat "/proc/$pid/stack" 2>/dev/null
-		tail -n 5 "$name.out"
+		# Where the fuzzer is (it answers SIGUSR1 when it waits), what
+		# it said last (its own verdicts), then its kernel stack.
+		kill -USR1 "$pid" 2>/dev/null
+		sleep 2
+		echo "$name: still running after $limit s; its last words:"
 		tail -n 20 "$name.err"
+		tail -n 5 "$name.out"
+		echo "$name: wchan $(cat "/proc/$pid/wchan" 2>/dev/null), kernel stack:"
+		cat "/proc/$pid/stack" 2>/dev/null
+		lofi_holders
 		kill -9 "$pid"
 		wait "$pid" 2>/dev/null || true
-		fail "$name hung or is too slow (seed $s, $(grep -c . "$name.out") lines of output): see its kernel stack above"
+		fail "$name hung or is too slow (seed $s, $(grep -c . "$name.out") lines of output; first verdict: $(grep -m1 '^FAIL' "$name.err" || echo none)): see its kernel stack above"
 	fi
 	wait "$pid" || status=$?
 	t1=$(date +%s)

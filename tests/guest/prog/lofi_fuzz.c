@@ -432,10 +432,36 @@ static const char *const ctl_fd_name[3] = { "rdwr", "wronly", "rdonly" };
  * (nanosleep) does not sleep at all in a 32-bit program on the test kernel
  * (no CONFIG_COMPAT_32BIT_TIME), and the waits below would spin.
  */
+static volatile sig_atomic_t report_asked;	/* SIGUSR1: the watchdog asks */
+static const char *waiting_for = "";	/* what a sleep_ms() loop waits for */
+static unsigned waiting_n;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	report_asked = 1;
+}
+
+/*
+ * Says what the fuzzer waits for, once the watchdog of ioctl-fuzz.sh has
+ * asked (SIGUSR1) before it kills a run that outlasts its limit: the
+ * waits below are the only places where the fuzzer sleeps.
+ */
+static void report_wait(void)
+{
+	if (!report_asked)
+		return;
+	report_asked = 0;
+	fprintf(stderr, "lofi_fuzz: asked where it is: call #%lld, waiting for %s of N=%u (%s)\n", calls,
+		waiting_for, waiting_n, cur_what[0] ? cur_what : "-");
+	fflush(stderr);
+}
+
 static void sleep_ms(int ms)
 {
 	double end = now() + ms / 1000.0;
 
+	report_wait();
 	while (now() < end)
 		poll(NULL, 0, (int)((end - now()) * 1000) + 1);
 }
@@ -569,6 +595,8 @@ static void settle(unsigned n)
 	settles++;
 	if (trace)
 		fprintf(stderr, "settle %u\n", n);
+	waiting_n = n;
+	waiting_for = "/sys/block/lofiN to go";
 	while (sysfs_present(n)) {
 		if (now() > end) {
 			unexp("/sys/block/lofi%u still present 30 s after its unmap and last close", n);
@@ -576,6 +604,7 @@ static void settle(unsigned n)
 		}
 		sleep_ms(2);
 	}
+	waiting_for = "the number to be free";
 	while (!number_free(n)) {
 		if (now() > end) {
 			unexp("N=%u still in use 30 s after its unmap and last close", n);
@@ -583,7 +612,11 @@ static void settle(unsigned n)
 		}
 		sleep_ms(20);
 	}
+	waiting_for = "";
 	slot_free(n);
+	/* Slow removals are worth a note: udev holding a disk, usually. */
+	if (now() - t0 > 5)
+		fprintf(stderr, "lofi_fuzz: N=%u took %.1f s to be removed\n", n, now() - t0);
 	if (now() - t0 > settle_max)
 		settle_max = now() - t0;
 	t_settle += now() - t0;
@@ -1715,7 +1748,10 @@ static void fill_episode(void)
 			li.li_force = k >= 50;
 			if (ctl_call(C_UNMAP_MINOR, 0, P_GOOD, &li, "fill episode cleanup") != EBUSY)
 				break;
+			waiting_n = mine[i];
+			waiting_for = "a busy unmap to be possible (fill episode)";
 			sleep_ms(20);
+			waiting_for = "";
 		}
 	}
 	cur_what = "";
@@ -2395,6 +2431,9 @@ int main(int argc, char **argv)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_alarm;	/* no SA_RESTART: LOFI_DKIOCSTATE returns EINTR */
 	sigaction(SIGALRM, &sa, NULL);
+	sa.sa_handler = on_usr1;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGUSR1, &sa, NULL);
 
 	ctl_fd[0] = open(CTL_PATH, O_RDWR | O_CLOEXEC);
 	ctl_fd[1] = open(CTL_PATH, O_WRONLY | O_CLOEXEC);
