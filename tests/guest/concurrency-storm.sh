@@ -10,6 +10,7 @@
 #   unmap by name vs by N       one 0, the other ENOENT (name) / ENXIO (N)
 #   MAP_FILE rw vs rw, rw vs ro of one file      one N, the other EBUSY
 #   MAP_FILE_MINOR of one N with two files       N, the other EEXIST
+#   SET_CAPACITY vs unmap by N                   unmap 0, resize 0 or ENXIO
 # (the unmap races plain, forced, and forced while the device is held
 # open). udev probes new disks, so a plain unmap may meet EBUSY: it is
 # retried and counted, never taken for an error. Any other errno than the

@@ -8,7 +8,9 @@
 # (EFAULT), read-only control files (EPERM), forced and detach-at-last-close
 # unmaps of open devices, maps asking for direct I/O (LOFI_FLAG_DIRECT_IO:
 # granted or refused, the queries and the disk's block size must agree
-# with what the map returned; some must have been made). Every result must be the one the documentation
+# with what the map returned; some must have been made), capacity changes
+# (LOFI_SET_CAPACITY: the new size must be the disk's; some must have
+# succeeded). Every result must be the one the documentation
 # gives for that input (see tests/guest/prog/lofi_fuzz.c), and afterwards
 # the mappings listed by the driver must be exactly those of the fuzzer's
 # model (what its successful calls made), which it writes to model.list.
@@ -105,6 +107,8 @@ run() {
 	[ "$(result "$name.out" maps)" -gt 0 ] || failures+=("$name mapped nothing")
 	[ "$(result "$name.out" unmaps)" -gt 0 ] || failures+=("$name unmapped nothing")
 	[ "$(result "$name.out" direct-asked)" -gt 0 ] 2>/dev/null || failures+=("$name made no map asking for direct I/O")
+	[ "$(result "$name.out" resizes)" -gt 0 ] 2>/dev/null || failures+=("$name made no successful LOFI_SET_CAPACITY")
+	resizes=$((resizes + $(result "$name.out" resizes)))
 	direct_asked=$((direct_asked + $(result "$name.out" direct-asked)))
 	direct_granted=$((direct_granted + $(result "$name.out" direct-granted)))
 	[ -f "$name/model.list" ] || fail "$name wrote no model.list"
@@ -145,7 +149,7 @@ unload_lofi
 errnos=$(echo "$errnos" | tr ',' '\n' | awk -F: '$1 != "none" && $1 != "" { n[$1] += $2 }
 	END { for (e in n) print e ":" n[e] }' | sort -t: -k2,2nr | paste -sd, -)
 figure ioctl-fuzz calls="$total_calls" unexpected="$total_unexpected" errnos-seen="${errnos:-none}" \
-	direct-maps="$direct_granted/$direct_asked" seconds="$elapsed" seed="$seed"
+	direct-maps="$direct_granted/$direct_asked" resizes="$resizes" seconds="$elapsed" seed="$seed"
 if [ ${#failures[@]} -gt 0 ]; then
 	printf 'FAIL: %s\n' "${failures[@]}"
 	fail "${failures[0]}"

@@ -68,6 +68,7 @@ fn changes_mappings(cmd: u32) -> bool {
             | uapi::LOFI_MAP_FILE_MINOR
             | uapi::LOFI_UNMAP_FILE
             | uapi::LOFI_UNMAP_FILE_MINOR
+            | uapi::LOFI_SET_CAPACITY
     )
 }
 
@@ -82,9 +83,10 @@ impl MiscHandler for Control {
             | uapi::LOFI_UNMAP_FILE_MINOR
             | uapi::LOFI_GET_FILENAME
             | uapi::LOFI_GET_MINOR
-            | uapi::LOFI_GET_MAXMINOR => {}
-            // Reserved (compressed images, capacity changes): not yet.
-            uapi::LOFI_CHECK_COMPRESSED | uapi::LOFI_SET_CAPACITY => return Err(ENOTTY),
+            | uapi::LOFI_GET_MAXMINOR
+            | uapi::LOFI_SET_CAPACITY => {}
+            // Reserved (compressed images): not yet.
+            uapi::LOFI_CHECK_COMPRESSED => return Err(ENOTTY),
             _ => return Err(ENOTTY),
         }
         if changes_mappings(cmd) && file.flags() & O_ACCMODE == O_RDONLY {
@@ -104,6 +106,7 @@ impl MiscHandler for Control {
             uapi::LOFI_UNMAP_FILE_MINOR => self.unmap(&mut li, arg, false),
             uapi::LOFI_GET_FILENAME => self.get_filename(&mut li, arg),
             uapi::LOFI_GET_MINOR => self.get_minor(&mut li, arg),
+            uapi::LOFI_SET_CAPACITY => self.set_capacity(&mut li, arg),
             _ => {
                 li.li_minor = self.table.lock().max();
                 li.write_to(arg)?;
@@ -186,7 +189,7 @@ fn describe(li: &mut LofiIoctl, dev: &Device) -> Result {
     };
     li.li_block_size = dev.logical_block_size;
     li.li_offset = dev.offset;
-    li.li_sizelimit = dev.sizelimit;
+    li.li_sizelimit = dev.sizelimit();
     let path = CString::try_from_fmt(fmt!("/dev/lofi/{}", dev.number))?;
     uapi::set_c_string(&mut li.li_devpath, path.to_bytes());
     Ok(())
@@ -199,6 +202,8 @@ struct Region {
     offset: u64,
     /// The size limit asked for (0: to the end of the file).
     sizelimit: u64,
+    /// The block size the region is measured in.
+    block: u32,
     /// The disk's capacity, in sectors.
     sectors: u64,
 }
@@ -227,8 +232,7 @@ impl IoMode {
     /// The capacity in 512-byte sectors of a mapping of `sectors`: whole
     /// logical blocks only.
     fn capacity(&self, sectors: u64) -> u64 {
-        let per_block = u64::from(self.logical_block_size / uapi::LOFI_BLOCK_SIZE_DEFAULT).max(1);
-        sectors - sectors % per_block
+        geometry::whole_blocks(sectors, self.logical_block_size)
     }
 }
 
@@ -315,6 +319,7 @@ impl Control {
         let region = Region {
             offset: options.offset,
             sizelimit: options.sizelimit,
+            block: options.region_block(),
             sectors: capacity,
         };
         match self.build(n, file, region, io, read_only, identity, filename, li, arg) {
@@ -373,6 +378,7 @@ impl Control {
             capacity: region.sectors,
             offset: region.offset,
             sizelimit: region.sizelimit,
+            region_block: region.block,
             read_only,
             identity,
             filename,
@@ -444,6 +450,27 @@ impl Control {
             return Err(EINVAL);
         }
         let dev = self.table.lock().mapped(n).cloned().ok_or(ENXIO)?;
+        uapi::set_c_string(&mut li.li_filename, &dev.filename);
+        describe(li, &dev)?;
+        li.write_to(arg)?;
+        Ok(0)
+    }
+
+    /// `LOFI_SET_CAPACITY`: mapping `li_minor` measures its backing file
+    /// again and takes the size limit `li_sizelimit` (see
+    /// [`Device::resize`]); the result is described as by
+    /// `LOFI_GET_FILENAME`.
+    fn set_capacity(&self, li: &mut LofiIoctl, arg: usize) -> Result<isize> {
+        let n = li.li_minor;
+        if n == 0 {
+            return Err(EINVAL);
+        }
+        let dev = self.table.lock().mapped(n).cloned().ok_or(ENXIO)?;
+        let sizelimit = li.li_sizelimit;
+        if sizelimit.checked_rem(u64::from(dev.region_block())) != Some(0) {
+            return Err(EINVAL);
+        }
+        dev.resize(sizelimit)?;
         uapi::set_c_string(&mut li.li_filename, &dev.filename);
         describe(li, &dev)?;
         li.write_to(arg)?;

@@ -103,6 +103,7 @@ pub(crate) struct DeviceConfig {
     pub(crate) capacity: u64,
     pub(crate) offset: u64,
     pub(crate) sizelimit: u64,
+    pub(crate) region_block: u32,
     pub(crate) read_only: bool,
     pub(crate) identity: Identity,
     pub(crate) filename: KVec<u8>,
@@ -128,13 +129,16 @@ pub(crate) const QUEUE_DEPTH: u32 = 128;
 pub(crate) struct Device {
     /// The mapping number N.
     pub(crate) number: u32,
-    /// Size in sectors.
-    pub(crate) capacity: u64,
+    /// Size in sectors (changed by [`Device::resize`]).
+    capacity: Atomic<u64>,
     /// Where the disk's first byte is in the backing file.
     pub(crate) offset: u64,
-    /// The size limit the mapping was made with (0: to the end of the
-    /// file), as reported by the queries.
-    pub(crate) sizelimit: u64,
+    /// The size limit (0: to the end of the file), as reported by the
+    /// queries: the one the mapping was made with, or the last resize's.
+    sizelimit: Atomic<u64>,
+    /// The block size the region is measured in: the one asked for at map
+    /// time, or 512 (the logical block size may be larger, for direct I/O).
+    region_block: u32,
     /// The disk refuses writes.
     pub(crate) read_only: bool,
     /// Served with direct, asynchronous I/O on the backing file.
@@ -199,9 +203,10 @@ impl Device {
         Arc::pin_init(
             try_pin_init!(Self {
                 number: config.number,
-                capacity: config.capacity,
+                capacity: Atomic::new(config.capacity),
                 offset: config.offset,
-                sizelimit: config.sizelimit,
+                sizelimit: Atomic::new(config.sizelimit),
+                region_block: config.region_block,
                 read_only: config.read_only,
                 direct: config.direct,
                 logical_block_size: config.logical_block_size,
@@ -237,6 +242,51 @@ impl Device {
         let devt = disk.devt();
         *self.disk.lock() = Some(disk);
         Ok(devt)
+    }
+
+    /// The block size the region is measured in (see `region_block`).
+    pub(crate) fn region_block(&self) -> u32 {
+        self.region_block
+    }
+
+    /// The disk's size in sectors.
+    pub(crate) fn capacity(&self) -> u64 {
+        self.capacity.load(Relaxed)
+    }
+
+    /// The size limit (0: to the end of the file).
+    pub(crate) fn sizelimit(&self) -> u64 {
+        self.sizelimit.load(Relaxed)
+    }
+
+    /// A capacity change (`LOFI_SET_CAPACITY`): measures the backing file
+    /// again and presents the region from the same offset with the size
+    /// limit `sizelimit` (0: to the end of the file), in whole blocks as at
+    /// map time, while the disk may be open and in use. `ENXIO` if the
+    /// device is no mapping any more, `EINVAL` if the file no longer holds
+    /// such a region (see [`geometry::resized_sectors`]). Returns the new
+    /// size in sectors.
+    ///
+    /// Resizes are serialized by the disk's lock, which also keeps the
+    /// backing file from being taken away meanwhile.
+    pub(crate) fn resize(&self, sizelimit: u64) -> Result<u64> {
+        let disk = self.disk.lock();
+        let disk = disk.as_ref().ok_or(ENXIO)?;
+        if !self.is_mapping() {
+            return Err(ENXIO);
+        }
+        let file = self.backing.get_held(disk).ok_or(ENXIO)?;
+        let sectors = geometry::resized_sectors(
+            file.size()?,
+            self.offset,
+            sizelimit,
+            self.region_block,
+            self.logical_block_size,
+        )?;
+        self.sizelimit.store(sizelimit, Relaxed);
+        self.capacity.store(sectors, Relaxed);
+        disk.set_capacity_and_notify(sectors);
+        Ok(sectors)
     }
 
     /// The phase.
@@ -310,12 +360,15 @@ impl Device {
     /// `LOFI_DKIOCSTATE` waiters). Only the teardown work calls this, before
     /// it removes the disk; a second call does nothing.
     pub(crate) fn close_backing(&self) {
-        let file = match self.disk.lock().as_ref() {
+        let mut disk = self.disk.lock();
+        let file = match &mut *disk {
+            // Exclusive: no resize measures the file meanwhile.
             Some(disk) => self.backing.revoke(disk),
             // No disk (yet, or any more): no request can use the file. The
             // disk is removed only after this has run once.
             None => None,
         };
+        drop(disk);
         self.finish_close(file);
     }
 
@@ -620,7 +673,7 @@ impl DiskOps for LofiDisk {
     }
 
     fn geometry(dev: &Device) -> Geometry {
-        let g = geometry::fake_geometry(dev.capacity);
+        let g = geometry::fake_geometry(dev.capacity());
         Geometry {
             heads: g.heads,
             sectors: g.sectors,

@@ -40,6 +40,33 @@ pub(crate) fn region_sectors(size: i64, offset: u64, sizelimit: u64, block: u32)
     Ok(len / SECTOR_SIZE)
 }
 
+/// The whole blocks of `block` bytes (a valid block size) in `sectors`,
+/// in sectors: what a disk with that logical block size can present.
+pub(crate) fn whole_blocks(sectors: u64, block: u32) -> u64 {
+    let per_block = (u64::from(block) / SECTOR_SIZE).max(1);
+    sectors - sectors % per_block
+}
+
+/// The capacity in sectors of a mapping whose file is now `size` bytes,
+/// after a capacity change (`LOFI_SET_CAPACITY`): the region of
+/// [`region_sectors`] (measured in `region_block`, the block size the
+/// mapping was made with, 512 by default), cut to whole logical blocks of
+/// `block` as when it was mapped. A region without a whole block is
+/// `EINVAL`.
+pub(crate) fn resized_sectors(
+    size: i64,
+    offset: u64,
+    sizelimit: u64,
+    region_block: u32,
+    block: u32,
+) -> Result<u64> {
+    let region = region_sectors(size, offset, sizelimit, region_block)?;
+    match whole_blocks(region, block) {
+        0 => Err(EINVAL),
+        sectors => Ok(sectors),
+    }
+}
+
 /// A CHS geometry in the ranges of Linux's `struct hd_geometry`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Geometry {
@@ -153,6 +180,25 @@ mod tests {
         assert_eq!(region_sectors(mib, 0, 0, 0), Err(EINVAL));
         assert_eq!(region_sectors(mib, 0, 0, 8192), Err(EINVAL));
         assert_eq!(region_sectors(mib, 0, 0, 3000), Err(EINVAL));
+    }
+
+    #[test]
+    fn resized_regions_keep_whole_blocks() {
+        let mib: i64 = 1 << 20;
+        // A whole file that grew from 1 to 3 MiB, and a limit set anew.
+        assert_eq!(resized_sectors(3 * mib, 0, 0, 512, 512), Ok(6144));
+        assert_eq!(resized_sectors(3 * mib, 0, 1 << 20, 512, 512), Ok(2048));
+        // The offset stays where it was.
+        assert_eq!(resized_sectors(3 * mib, 1 << 20, 0, 512, 512), Ok(4096));
+        // A direct mapping with 4096-byte blocks of a region measured in
+        // 512-byte sectors: whole 4096-byte blocks, as at map time.
+        assert_eq!(resized_sectors(mib + 512, 0, 0, 512, 4096), Ok(2048));
+        assert_eq!(resized_sectors(3584, 0, 0, 512, 4096), Err(EINVAL));
+        // The file shrank below the offset, or below the limit.
+        assert_eq!(resized_sectors(mib, 1 << 20, 0, 512, 512), Err(EINVAL));
+        assert_eq!(resized_sectors(mib, 0, 2 << 20, 512, 512), Err(EINVAL));
+        assert_eq!(whole_blocks(15, 4096), 8);
+        assert_eq!(whole_blocks(15, 512), 15);
     }
 
     #[test]

@@ -89,7 +89,8 @@ struct lofi_ioctl {
 	 * li_sizelimit a multiple of the block size asked for (512 for 0),
 	 * the region inside the file and a multiple of that block size;
 	 * anything else is EINVAL. (Where direct I/O raises the default block
-	 * size, a tail shorter than a block is left out.) Out: the
+	 * size, a tail shorter than a block is left out.) LOFI_SET_CAPACITY:
+	 * li_sizelimit is the new size limit, li_offset is ignored. Out: the
 	 * mapping's, li_sizelimit as asked for (0: to the end).
 	 */
 	__aligned_u64	li_offset;
@@ -118,8 +119,12 @@ struct lofi_ioctl {
 /* Reserved for compressed images: ENOTTY until they are supported. */
 #define LOFI_CHECK_COMPRESSED	_IOWR(LOFI_IOC_MAGIC, 8, struct lofi_ioctl)
 /*
- * Reserved: re-read the backing file's size (and a new li_sizelimit) of
- * mapping li_minor and apply it. ENOTTY until it is supported.
+ * Capacity change of mapping li_minor, while it may be open and in use:
+ * the backing file is measured again and the region from the same
+ * li_offset with the size limit li_sizelimit (0: to the end of the file;
+ * the rules of the map commands, in the block size the map was made
+ * with) becomes the disk's size, in whole logical blocks. The disk sends
+ * a change uevent with RESIZE=1. Out: as LOFI_GET_FILENAME.
  */
 #define LOFI_SET_CAPACITY	_IOWR(LOFI_IOC_MAGIC, 9, struct lofi_ioctl)
 

@@ -702,46 +702,6 @@ static void c_enotty_check_compressed(void)
 	xioctl("CHECK_COMPRESSED, NULL arg", ctlfd, LOFI_CHECK_COMPRESSED, NULL, ENOTTY);
 }
 
-/* LOFI_SET_CAPACITY is reserved: ENOTTY, and the mapping is untouched. */
-static void c_enotty_set_capacity(void)
-{
-	struct lofi_ioctl li;
-	path_t a = sp("a");
-	long long size = -1;
-	char p[64];
-	int n;
-
-	if (make_file(a.p, MiB))
-		return;
-	li_init(&li, NULL);
-	li.li_minor = 1;
-	xioctl("SET_CAPACITY of an unmapped N, O_RDWR fd", ctlfd, LOFI_SET_CAPACITY, &li, ENOTTY);
-	xioctl("SET_CAPACITY, NULL arg", ctlfd, LOFI_SET_CAPACITY, NULL, ENOTTY);
-	n = map_ok("MAP_FILE", a.p, 0, NULL);
-	if (!n)
-		return;
-	/* The file grows; without SET_CAPACITY the device keeps its size. */
-	if (truncate(a.p, 2 * MiB) < 0)
-		failf("setup: truncate %s: %s", a.p, ename(errno));
-	li_init(&li, NULL);
-	li.li_minor = n;
-	xioctl("SET_CAPACITY of a mapping, O_RDWR fd", ctlfd, LOFI_SET_CAPACITY, &li, ENOTTY);
-	li_init(&li, NULL);
-	li.li_minor = n;
-	xioctl("SET_CAPACITY of a mapping, O_RDONLY fd", ctlro, LOFI_SET_CAPACITY, &li, ENOTTY);
-	li_init(&li, NULL);
-	li.li_minor = n;
-	li.li_sizelimit = 512;
-	li.li_reserved[0] = 1;
-	xioctl("SET_CAPACITY with li_sizelimit and li_reserved set", ctlfd, LOFI_SET_CAPACITY, &li, ENOTTY);
-	snprintf(p, sizeof(p), "/sys/block/lofi%d/size", n);
-	if (read_sysfs_ll(p, &size) < 0)
-		failf("cannot read %s", p);
-	else
-		CHECK(size == MiB / 512, "%s after SET_CAPACITY: got %lld want %lld", p, size, MiB / 512);
-	unmap_ok("unmap", n);
-}
-
 /* ---------------------------------------------------------------------- */
 /* EPERM                                                                  */
 
@@ -934,12 +894,12 @@ static void c_einval_reserved(void)
 	li_init(&li, a.p);
 	li.li_reserved[2] = 1;
 	xioctl("GET_MINOR with li_reserved[2] set", ctlfd, LOFI_GET_MINOR, &li, EINVAL);
-	/* The reserved commands: ENOTTY comes first. */
 	li_init(&li, NULL);
 	li.li_minor = n;
 	li.li_reserved[4] = 1;
+	xioctl("SET_CAPACITY of a mapping with li_reserved[4] set", ctlfd, LOFI_SET_CAPACITY, &li, EINVAL);
+	/* The reserved command: ENOTTY comes first. */
 	xioctl("CHECK_COMPRESSED with li_reserved[4] set", ctlfd, LOFI_CHECK_COMPRESSED, &li, ENOTTY);
-	xioctl("SET_CAPACITY with li_reserved[4] set", ctlfd, LOFI_SET_CAPACITY, &li, ENOTTY);
 	/* The refused unmaps left the mapping in place. */
 	li_init(&li, NULL);
 	li.li_minor = n;
@@ -2913,6 +2873,155 @@ out:
 	free(back);
 }
 
+/* sysfs size of mapping N in sectors, or -1. */
+static long long disk_sectors(int n)
+{
+	char p[64];
+	long long size = -1;
+
+	snprintf(p, sizeof(p), "/sys/block/lofi%d/size", n);
+	if (read_sysfs_ll(p, &size) < 0)
+		return -1;
+	return size;
+}
+
+/* SET_CAPACITY of N with size limit LIMIT, expecting WANT. */
+static long set_capacity(const char *what, int fd, int n, uint64_t limit, int want)
+{
+	struct lofi_ioctl li;
+
+	li_init(&li, NULL);
+	li.li_minor = (uint32_t)n;
+	li.li_sizelimit = limit;
+	return xioctl(what, fd, LOFI_SET_CAPACITY, &li, want);
+}
+
+/*
+ * LOFI_SET_CAPACITY: the mapping measures its file again and takes the
+ * size limit given, from the same offset, while it is open; what the new
+ * blocks read is the file's bytes there; the queries report the new limit;
+ * every refusal leaves the size as it was.
+ */
+static void c_set_capacity(void)
+{
+	struct lofi_ioctl li;
+	path_t a = sp("a"), dev;
+	uint64_t got = 0, off;
+	long long before;
+	int n, fd = -1;
+
+	li_init(&li, NULL);
+	li.li_minor = 1;
+	xioctl("SET_CAPACITY on an O_RDONLY fd", ctlro, LOFI_SET_CAPACITY, &li, EPERM);
+	xioctl("SET_CAPACITY, NULL arg", ctlfd, LOFI_SET_CAPACITY, NULL, EFAULT);
+	li_init(&li, NULL);
+	li.li_minor = 1;
+	li.li_reserved[0] = 1;
+	xioctl("SET_CAPACITY with li_reserved set", ctlfd, LOFI_SET_CAPACITY, &li, EINVAL);
+	set_capacity("SET_CAPACITY of N=0", ctlfd, 0, 0, EINVAL);
+	set_capacity("SET_CAPACITY of an unmapped N", ctlfd, max_minor, 0, ENXIO);
+	set_capacity("SET_CAPACITY of N=max+1", ctlfd, max_minor + 1, 0, ENXIO);
+	if (make_numbered_file(a.p, 3 * MiB))
+		return;
+	/* 1 MiB from 64 KiB on, then the file grows under the open device. */
+	li_init(&li, a.p);
+	li.li_offset = 65536;
+	li.li_sizelimit = MiB;
+	n = (int)xioctl("MAP_FILE of 1 MiB at 64 KiB", ctlfd, LOFI_MAP_FILE, &li, 0);
+	if (n <= 0)
+		return;
+	dev = devpath_of(n);
+	if (!wait_node(dev.p, 1, 10) || (fd = open(dev.p, O_RDONLY)) < 0) {
+		failf("%s: %s", dev.p, ename(errno));
+		goto out;
+	}
+	CHECK(disk_sectors(n) == MiB / 512, "size before: %lld sectors", disk_sectors(n));
+	/* Refusals, each leaving the size alone. */
+	set_capacity("SET_CAPACITY with a limit of no whole sector", ctlfd, n, 1000, EINVAL);
+	set_capacity("SET_CAPACITY with a limit past the end", ctlfd, n, 3 * MiB, EINVAL);
+	CHECK(disk_sectors(n) == MiB / 512, "size after refusals: %lld sectors", disk_sectors(n));
+	/* The same limit: nothing changes. */
+	set_capacity("SET_CAPACITY with the same limit", ctlfd, n, MiB, 0);
+	CHECK(disk_sectors(n) == MiB / 512, "size after the same limit: %lld", disk_sectors(n));
+	/* No limit: to the end of the file, 3 MiB - 64 KiB. */
+	if (set_capacity("SET_CAPACITY to the end of the file", ctlfd, n, 0, 0) == 0) {
+		CHECK(disk_sectors(n) == (3 * MiB - 65536) / 512, "size to the end: %lld sectors",
+		      disk_sectors(n));
+		off = 3 * MiB - 65536 - 8;
+		CHECK(pread(fd, &got, 8, (off_t)off) == 8 && got == off + 65536,
+		      "the last word of the grown device: %#" PRIx64 ", want %#" PRIx64, got, off + 65536);
+	}
+	li_init(&li, NULL);
+	li.li_minor = (uint32_t)n;
+	if (xioctl("GET_FILENAME after SET_CAPACITY", ctlro, LOFI_GET_FILENAME, &li, 0) == 0)
+		CHECK(li.li_sizelimit == 0 && li.li_offset == 65536, "GET_FILENAME: li_sizelimit %" PRIu64
+		      " li_offset %" PRIu64 ", want 0 65536", (uint64_t)li.li_sizelimit, (uint64_t)li.li_offset);
+	/* The file grows by 1 MiB + 100 bytes: the region is no whole block. */
+	if (truncate(a.p, 4 * MiB + 100) < 0)
+		failf("setup: truncate %s: %s", a.p, ename(errno));
+	set_capacity("SET_CAPACITY of a region of no whole sectors", ctlfd, n, 0, EINVAL);
+	/* With a limit, the region may end anywhere inside the file. */
+	if (set_capacity("SET_CAPACITY to 4 MiB - 64 KiB", ctlfd, n, 4 * MiB - 65536, 0) == 0)
+		CHECK(disk_sectors(n) == (4 * MiB - 65536) / 512, "size grown: %lld", disk_sectors(n));
+	/* Shrinking: the block layer refuses reads past the new end. */
+	before = disk_sectors(n);
+	if (set_capacity("SET_CAPACITY down to 512 KiB", ctlfd, n, MiB / 2, 0) == 0) {
+		CHECK(disk_sectors(n) == MiB / 1024, "size shrunk: %lld (was %lld)", disk_sectors(n), before);
+		CHECK(pread(fd, &got, 8, MiB / 2) == 0, "a read at the new end did not return 0");
+		CHECK(pread(fd, &got, 8, MiB / 2 - 8) == 8 && got == MiB / 2 - 8 + 65536,
+		      "the last word of the shrunk device: %#" PRIx64, got);
+	}
+	/* The file shrinks below the offset. */
+	if (truncate(a.p, 65536) < 0)
+		failf("setup: truncate %s: %s", a.p, ename(errno));
+	set_capacity("SET_CAPACITY of a file that ends at the offset", ctlfd, n, 0, EINVAL);
+	CHECK(disk_sectors(n) == MiB / 1024, "size after the refusal: %lld", disk_sectors(n));
+	/* A forced unmap: the device is gone, no mapping. */
+	close(fd);
+	fd = open(dev.p, O_RDONLY);
+	li_init(&li, NULL);
+	li.li_minor = (uint32_t)n;
+	li.li_force = 1;
+	if (xioctl("forced UNMAP_FILE_MINOR", ctlfd, LOFI_UNMAP_FILE_MINOR, &li, 0) == 0) {
+		set_capacity("SET_CAPACITY of a force-unmapped device", ctlfd, n, 0, ENXIO);
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+		CHECK(wait_disk(n, 0, 10), "/sys/block/lofi%d still exists 10 s after its last close", n);
+		n = 0;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	if (n > 0)
+		unmap_ok("unmap", n);
+}
+
+/* SET_CAPACITY of a read-only mapping in 4096-byte blocks: whole blocks. */
+static void c_set_capacity_blocks(void)
+{
+	struct lofi_ioctl li;
+	path_t a = sp("a");
+	int n;
+
+	if (make_numbered_file(a.p, MiB))
+		return;
+	li_init(&li, a.p);
+	li.li_readonly = 1;
+	li.li_block_size = 4096;
+	n = (int)xioctl("MAP_FILE ro, 4096-byte blocks", ctlfd, LOFI_MAP_FILE, &li, 0);
+	if (n <= 0)
+		return;
+	if (truncate(a.p, 2 * MiB + 512) < 0)
+		failf("setup: truncate %s: %s", a.p, ename(errno));
+	set_capacity("SET_CAPACITY of a region of no whole blocks", ctlfd, n, 0, EINVAL);
+	set_capacity("SET_CAPACITY with a limit of no whole block", ctlfd, n, MiB + 512, EINVAL);
+	if (set_capacity("SET_CAPACITY of a read-only mapping to 2 MiB", ctlfd, n, 2 * MiB, 0) == 0)
+		CHECK(disk_sectors(n) == 2 * MiB / 512, "size: %lld sectors", disk_sectors(n));
+	unmap_ok("unmap", n);
+}
+
+
 /* ---------------------------------------------------------------------- */
 /* Driver                                                                 */
 
@@ -2926,7 +3035,6 @@ static const struct test_case cases[] = {
 	{ "enotty_unknown", c_enotty_unknown, 0 },
 	{ "enotty_bad_encoding", c_enotty_bad_encoding, 0 },
 	{ "enotty_check_compressed", c_enotty_check_compressed, 0 },
-	{ "enotty_set_capacity", c_enotty_set_capacity, 0 },
 	{ "eperm_readonly_fd", c_eperm_readonly_fd, 0 },
 	{ "efault", c_efault, 0 },
 	{ "einval_reserved", c_einval_reserved, 0 },
@@ -2934,6 +3042,8 @@ static const struct test_case cases[] = {
 	{ "map_fields_ignored", c_map_fields_ignored, 0 },
 	{ "direct_io", c_direct_io, 0 },
 	{ "map_regions", c_map_regions, 0 },
+	{ "set_capacity", c_set_capacity, 0 },
+	{ "set_capacity_blocks", c_set_capacity_blocks, 0 },
 	{ "einval_filename", c_einval_filename, 0 },
 	{ "einval_file_types", c_einval_file_types, 0 },
 	{ "einval_size", c_einval_size, 0 },

@@ -25,7 +25,7 @@
  * of every N), so that one fault is not reported a thousand times.
  *
  * The calls (see fuzz_one() for the mix):
- *  - the seven commands with plausible contents: li_minor from {0, 1, max,
+ *  - the eight commands with plausible contents: li_minor from {0, 1, max,
  *    max+1, 2^32-1, random, mapped ones}, li_force / li_cleanup /
  *    li_readonly 0, 1 or any other non-zero value (the driver and the
  *    documentation take any non-zero as true), names of every kind of
@@ -50,6 +50,11 @@
  *    asked for, or for 0 one of 512 .. 4096, a power of two); the
  *    queries, BLKSSZGET and BLKGETSIZE64 of its disk then report the same
  *    (the region, in whole blocks);
+ *  - LOFI_SET_CAPACITY of a mapping: the file measured again, the region
+ *    from the map's offset with the new li_sizelimit (a multiple of the
+ *    block size the map asked for, else EINVAL), in whole blocks of the
+ *    disk (none: EINVAL); li_sizelimit is then what the queries report, and
+ *    the disk's size, BLKGETSIZE64 and HDIO_GETGEO follow (resizes=);
  *  - bad arguments: NULL, (void *)1, a PROT_NONE page, a kernel address, a
  *    structure straddling into a PROT_NONE page (all EFAULT when the
  *    structure is read), and a readable but read-only structure or one
@@ -58,7 +63,7 @@
  *  - random command numbers on the control device: random bits, lofi's
  *    magic with random nr / size / direction, a right nr with the wrong
  *    size (the size of the structure before the map fields, 8304, too) or
- *    direction, the reserved LOFI_CHECK_COMPRESSED and LOFI_SET_CAPACITY,
+ *    direction, the reserved LOFI_CHECK_COMPRESSED,
  *    LOFI_DKIOCSTATE: all ENOTTY;
  *  - on /dev/lofi/N, held open O_RDONLY by the fuzzer: LOFI_DKIOCSTATE with
  *    a state other than the current one (returns the current one at once),
@@ -130,8 +135,8 @@
  * flag of its fixture and prints a last line
  *   RESULT calls=N unexpected=N maps=N unmaps=N ebusy=N udev-waits=N
  *          udev-held=N gone-pairs=N mappings=N direct-asked=N
- *          direct-granted=N zeroed=N seed=S errnos=EINVAL:n,...
- * (maps and unmaps: successful ones; mappings: those left, in model.list;
+ *          direct-granted=N zeroed=N resizes=N seed=S errnos=EINVAL:n,...
+ * (maps, unmaps and resizes: successful ones; mappings: those left, in model.list;
  * direct-asked: successful maps that asked for LOFI_FLAG_DIRECT_IO,
  * direct-granted: those that got it).
  * Exit status 0 iff nothing unexpected happened and the model matched; 1
@@ -180,14 +185,15 @@
 #define PAIR_EVERY 10000	/* calls between two gone pair episodes */
 
 /* Command indexes: those of lofi_commands[] (lofi_prog.h). */
-enum { C_MAP, C_MAP_MINOR, C_UNMAP, C_UNMAP_MINOR, C_GET_FILENAME, C_GET_MINOR, C_GET_MAXMINOR };
+enum { C_MAP, C_MAP_MINOR, C_UNMAP, C_UNMAP_MINOR, C_GET_FILENAME, C_GET_MINOR, C_GET_MAXMINOR,
+       C_SET_CAPACITY };
 
 /* ---------------------------------------------------------------------- */
 /* Bookkeeping                                                            */
 
 static unsigned long long seed;
 static long long calls, unexpected, maps, unmaps, ebusy, udev_waits, skipped, opens;
-static long long direct_asked, direct_granted;
+static long long direct_asked, direct_granted, resizes;
 static long long ok_calls, errcounts[256];
 static int printed, trace;
 static int no_resync;		/* probe_removing(): the device goes meanwhile */
@@ -382,6 +388,7 @@ static const int doc_errnos[][16] = {
 	[C_GET_FILENAME] = { EFAULT, EINVAL, ENXIO, ENOMEM },
 	[C_GET_MINOR] = { EFAULT, EINVAL, ENOENT, ENOMEM },
 	[C_GET_MAXMINOR] = { EFAULT, EINVAL, ENOMEM },
+	[C_SET_CAPACITY] = { EPERM, EFAULT, EINVAL, ENXIO, ENOMEM },
 };
 
 static int documented(int ci, int err)
@@ -414,6 +421,7 @@ struct slot {
 	uint64_t offset;	/* li_offset and li_sizelimit of the map */
 	uint64_t sizelimit;
 	uint64_t sectors;	/* the disk's capacity */
+	uint32_t rblock;	/* the block size the region is measured in (0: unknown) */
 	int held;		/* descriptors of /dev/lofi/N the fuzzer holds */
 };
 
@@ -959,7 +967,7 @@ static void make_blk_node(void)
 /* ---------------------------------------------------------------------- */
 /* Prediction                                                             */
 
-enum { E_NONE, E_MAP, E_UNMAP };
+enum { E_NONE, E_MAP, E_UNMAP, E_RESIZE };
 
 struct expect {
 	int skip;		/* cannot be predicted: not sent */
@@ -968,6 +976,8 @@ struct expect {
 	int effect;
 	unsigned n;		/* the N of a success (or of the effect) */
 	int ro;			/* li_readonly of a success */
+	uint64_t sectors;	/* a resize: the new capacity and size limit */
+	uint64_t sizelimit;
 	const char *why;
 };
 
@@ -1139,12 +1149,54 @@ static void predict_unmap(const struct lofi_ioctl *li, int by_name, int ptr, str
 	want(e, 0, "unmapped");
 }
 
+/*
+ * A capacity change of N: the file measured again, the region from the
+ * same offset with the new size limit, measured in the block size the map
+ * asked for, in whole blocks of the disk.
+ */
+static void predict_resize(const struct lofi_ioctl *li, int ptr, struct expect *e)
+{
+	struct lofi_ioctl region;
+	unsigned n = li->li_minor;
+	struct slot *s;
+	struct stat st;
+	uint64_t sectors;
+
+	if (n == 0)
+		return want(e, EINVAL, "li_minor 0");
+	if (n > maxn || slots[n].state != S_MAPPED)
+		return want(e, ENXIO, "N > max or not mapped");
+	s = &slots[n];
+	if (!s->rblock || stat(s->name, &st) || st.st_dev != s->fdev || st.st_ino != s->fino) {
+		e->skip = 1;	/* mapped before the model knew, or the name moved */
+		return;
+	}
+	if (li->li_sizelimit % s->rblock)
+		return want(e, EINVAL, "the size limit is no multiple of the block size");
+	memset(&region, 0, sizeof(region));
+	region.li_offset = s->offset;
+	region.li_sizelimit = li->li_sizelimit;
+	region.li_block_size = s->rblock;
+	sectors = region_bytes(&region, (uint64_t)st.st_size) / 512;
+	sectors -= sectors % (s->bs / 512 ? s->bs / 512 : 1);
+	if (!sectors)
+		return want(e, EINVAL, "the new region is not inside the file or has no whole block");
+	e->n = n;
+	e->ro = s->ro;
+	e->effect = E_RESIZE;
+	e->sectors = sectors;
+	e->sizelimit = li->li_sizelimit;
+	if (ptr_write_fails(ptr))
+		return want(e, EFAULT, "the copy-back faults (the resize is done)");
+	want(e, 0, "resized");
+}
+
 static void predict(int ci, int fdk, int ptr, const struct lofi_ioctl *li, struct expect *e)
 {
 	unsigned i;
 
 	memset(e, 0, sizeof(*e));
-	if (ci <= C_UNMAP_MINOR && fdk == 2)
+	if ((ci <= C_UNMAP_MINOR || ci == C_SET_CAPACITY) && fdk == 2)
 		return want(e, EPERM, "changes mappings on an O_RDONLY control file");
 	if (ptr_read_fails(ptr))
 		return want(e, EFAULT, "the structure cannot be read");
@@ -1159,6 +1211,8 @@ static void predict(int ci, int fdk, int ptr, const struct lofi_ioctl *li, struc
 	case C_UNMAP:
 	case C_UNMAP_MINOR:
 		return predict_unmap(li, ci == C_UNMAP, ptr, e);
+	case C_SET_CAPACITY:
+		return predict_resize(li, ptr, e);
 	case C_GET_FILENAME:
 		if (li->li_minor == 0)
 			return want(e, EINVAL, "li_minor 0");
@@ -1307,6 +1361,15 @@ static int ctl_call(int ci, int fdk, int ptr, struct lofi_ioctl *li, const char 
 			bad = r != 0 || out->li_minor != e.n || out->li_readonly != (uint32_t)e.ro ||
 			      strcmp(out->li_devpath, devpath) != 0 || !map_fields_of(e.n, out);
 			break;
+		case C_SET_CAPACITY:
+			/* Described as by GET_FILENAME, with the new limit. */
+			bad = r != 0 || out->li_minor != e.n || out->li_readonly != (uint32_t)e.ro ||
+			      strcmp(out->li_devpath, devpath) != 0 ||
+			      !memchr(out->li_filename, 0, sizeof(out->li_filename)) ||
+			      strcmp(out->li_filename, slots[e.n].name) != 0 ||
+			      out->li_sizelimit != e.sizelimit || out->li_offset != slots[e.n].offset ||
+			      out->li_flags != slots[e.n].flags || out->li_block_size != slots[e.n].bs;
+			break;
 		default:
 			bad = r != 0 || out->li_minor != maxn;
 			break;
@@ -1353,11 +1416,20 @@ static int ctl_call(int ci, int fdk, int ptr, struct lofi_ioctl *li, const char 
 		slots[e.n].bs = out->li_block_size;
 		slots[e.n].offset = out->li_offset;
 		slots[e.n].sizelimit = out->li_sizelimit;
+		slots[e.n].rblock = asked_block(li);
 		maps++;
 		if (li->li_flags & LOFI_FLAG_DIRECT_IO) {
 			direct_asked++;
 			direct_granted += (out->li_flags & LOFI_FLAG_DIRECT_IO) != 0;
 		}
+	} else if (e.effect == E_RESIZE) {
+		/* Done also when the copy-back faulted. */
+		slots[e.n].sizelimit = e.sizelimit;
+		slots[e.n].sectors = e.sectors;
+		resizes++;
+		if (sysfs_sectors(e.n) != e.sectors)
+			unexp("/sys/block/lofi%u/size is %" PRIu64 " after a resize to %" PRIu64 " sectors", e.n,
+			      sysfs_sectors(e.n), e.sectors);
 	} else if (e.effect == E_UNMAP) {
 		unsigned n = e.n;
 
@@ -1419,6 +1491,9 @@ static void resync(void)
 			slots[n].bs = li.li_block_size;
 			slots[n].offset = li.li_offset;
 			slots[n].sizelimit = li.li_sizelimit;
+			/* A buffered map measured its region in its block size; a
+			 * direct one may have raised it: unknown. */
+			slots[n].rblock = li.li_flags ? 0 : li.li_block_size;
 			slots[n].held = h;
 		} else if (errno == ENXIO) {
 			if (slots[n].state == S_GONE && slots[n].held)
@@ -1530,11 +1605,10 @@ static uint32_t random_cmd(int on_blk, const char **desc)
 				c = (uint32_t)lofi_commands[rndn(LOFI_NR_COMMANDS)].cmd;
 				*desc = "a control command on a block device";
 			} else {
-				static const uint32_t rc[] = { LOFI_CHECK_COMPRESSED, LOFI_SET_CAPACITY,
-							       LOFI_DKIOCSTATE };
-				static const char *const rcn[] = { "LOFI_CHECK_COMPRESSED", "LOFI_SET_CAPACITY",
+				static const uint32_t rc[] = { LOFI_CHECK_COMPRESSED, LOFI_DKIOCSTATE };
+				static const char *const rcn[] = { "LOFI_CHECK_COMPRESSED",
 								   "LOFI_DKIOCSTATE on the control device" };
-				unsigned w = rndn(3);
+				unsigned w = rndn(2);
 
 				c = rc[w];
 				*desc = rcn[w];
@@ -1670,6 +1744,30 @@ static int plausible(int ci, struct lofi_ioctl *li)
 	if (chance(20))
 		rnd_fill(li->li_algorithm + 1, sizeof(li->li_algorithm) - 1);	/* after the NUL */
 	return idx;
+}
+
+/*
+ * A capacity change of a mapping, mostly: N one of the mappings, the size
+ * limit the one it has, none (to the end of the file) or another whole
+ * number of its blocks.
+ */
+static void plausible_resize(struct lofi_ioctl *li)
+{
+	unsigned n, tries;
+
+	for (tries = 0; tries < 8; tries++) {
+		n = 1 + rndn(maxn);
+		if (slots[n].state != S_MAPPED)
+			continue;
+		li->li_minor = n;
+		if (chance(400))
+			li->li_sizelimit = slots[n].sizelimit;
+		else if (chance(500))
+			li->li_sizelimit = 0;
+		else
+			li->li_sizelimit = (uint64_t)(slots[n].rblock ? slots[n].rblock : 512) * (1 + rndn(4096));
+		return;
+	}
 }
 
 static const char *label_of(int idx)
@@ -2359,8 +2457,10 @@ static void fuzz_one(void)
 		ctl_call(ci, rndn(3), P_GOOD, &li, label_of(idx));
 	} else if (k < 725) {
 		/* Plausible commands that change mappings. */
-		ci = rndn(4);
+		ci = chance(200) ? C_SET_CAPACITY : rndn(4);
 		idx = plausible(ci, &li);
+		if (ci == C_SET_CAPACITY)
+			plausible_resize(&li);
 		fdk = chance(850) ? rndn(2) : 2;
 		ctl_call(ci, fdk, P_GOOD, &li, label_of(idx));
 	} else {
@@ -2510,8 +2610,8 @@ int main(int argc, char **argv)
 	       "(%lld probes), longest %.2f s\n", settles, free_probes, settle_max);
 	printf("RESULT calls=%lld unexpected=%lld maps=%lld unmaps=%lld ebusy=%lld udev-waits=%lld "
 	       "udev-held=%lld gone-pairs=%lld mappings=%d direct-asked=%lld direct-granted=%lld "
-	       "zeroed=%lld seed=%llu errnos=", calls, unexpected, maps, unmaps, ebusy, udev_waits, udev_held,
-	       pairs, live_count(), direct_asked, direct_granted, zeroings, seed);
+	       "zeroed=%lld resizes=%lld seed=%llu errnos=", calls, unexpected, maps, unmaps, ebusy, udev_waits,
+	       udev_held, pairs, live_count(), direct_asked, direct_granted, zeroings, resizes, seed);
 	first = 1;
 	for (i = 1; i < 256; i++)
 		if (errcounts[i]) {

@@ -14,7 +14,7 @@
 
 /*
  * The commands of /dev/lofictl that lofi implements, with their names (not
- * the reserved LOFI_CHECK_COMPRESSED and LOFI_SET_CAPACITY: ENOTTY).
+ * the reserved LOFI_CHECK_COMPRESSED: ENOTTY).
  */
 struct lofi_command {
 	const char *name;
@@ -29,6 +29,7 @@ static const struct lofi_command lofi_commands[] __attribute__((unused)) = {
 	{ "GET_FILENAME", LOFI_GET_FILENAME },
 	{ "GET_MINOR", LOFI_GET_MINOR },
 	{ "GET_MAXMINOR", LOFI_GET_MAXMINOR },
+	{ "SET_CAPACITY", LOFI_SET_CAPACITY },
 };
 
 #define LOFI_NR_COMMANDS (sizeof(lofi_commands) / sizeof(lofi_commands[0]))

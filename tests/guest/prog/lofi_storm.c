@@ -15,7 +15,10 @@
  *       ROUNDS rounds of each two-process race: unmap by N vs by N
  *       (one 0, one ENXIO), by name vs by name (0, ENOENT), by name vs by
  *       N, MAP_FILE of one file rw vs rw and rw vs ro (one N, one EBUSY),
- *       MAP_FILE_MINOR of one N with two files (N, EEXIST).
+ *       MAP_FILE_MINOR of one N with two files (N, EEXIST), and
+ *       LOFI_SET_CAPACITY vs an unmap (plain, forced, forced while held
+ *       open) of one N: the unmap succeeds, the resize succeeds or gets
+ *       ENXIO, and a resize that succeeded left the size it asked for.
  *   lofi_storm signals DIR ROUNDS
  *       LOFI_DKIOCSTATE waiters: one interrupted by a caught signal (EINTR, the
  *       device still fine), one killed by SIGKILL, one killed by SIGTERM or
@@ -46,6 +49,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <signal.h>
@@ -86,6 +90,7 @@ struct shared {
 	struct race_op {
 		int cmd, force, ro, retry_ebusy, delay_us;
 		unsigned minor;
+		uint64_t sizelimit;	/* OP_RESIZE */
 		char path[PATH_MAX];
 	} op[2];
 	struct race_res {
@@ -675,7 +680,7 @@ static int cmd_storm(const char *dir, int workers, double secs)
 /* ------------------------------------------------------------------ */
 /* races                                                              */
 
-enum { OP_MAP, OP_UNMAP_N, OP_UNMAP_NAME };
+enum { OP_MAP, OP_UNMAP_N, OP_UNMAP_NAME, OP_RESIZE };
 
 static void racer(int me)
 {
@@ -702,6 +707,13 @@ static void racer(int me)
 		switch (op->cmd) {
 		case OP_MAP:
 			res->ret = map_file(fd, op->path, op->minor, op->ro, &li);
+			res->err = res->ret < 0 ? errno : 0;
+			res->minor = li.li_minor;
+			break;
+		case OP_RESIZE:
+			li_init(&li, NULL, op->minor);
+			li.li_sizelimit = op->sizelimit;
+			res->ret = ioctl(fd, LOFI_SET_CAPACITY, &li);
 			res->err = res->ret < 0 ? errno : 0;
 			res->minor = li.li_minor;
 			break;
@@ -738,7 +750,7 @@ static void race_once(void)
 
 static const char *race_names[] = {
 	"unmap-N/unmap-N", "unmap-name/unmap-name", "unmap-name/unmap-N",
-	"map-rw/map-rw", "map-rw/map-ro", "map-minor/map-minor",
+	"map-rw/map-rw", "map-rw/map-ro", "map-minor/map-minor", "resize/unmap-N",
 };
 
 #define NR_RACES (sizeof(race_names) / sizeof(race_names[0]))
@@ -812,9 +824,62 @@ static int cmd_races(const char *dir, int rounds)
 			struct race_res *r = sh->res;
 			struct lofi_ioctl li;
 			int hold = -1, force = 0, win, lose, rr, nmap;
+			uint64_t dsize = 0;
 			unsigned n = 0;
 
-			if (t <= 2) {
+			if (t == 6) {
+				/* A resize of N racing its unmap: plain (EBUSY
+				 * retried), forced, forced while held open. */
+				uint64_t limit = i % 2 ? IMG_SIZE / 2 : 0;
+
+				if (map_file(fd, a, 0, 0, &li) < 0)
+					die("%s round %d: MAP_FILE %s: %s", race_names[t], i, a, ename(errno));
+				op_done(&sh->maps);
+				n = li.li_minor;
+				devpath(dev, sizeof(dev), n);
+				force = i % 3 != 0;
+				if (i % 3 == 2) {
+					if (!wait_node(dev, 1, 10))
+						die("%s did not appear", dev);
+					hold = open(dev, O_RDONLY | O_CLOEXEC);
+					if (hold < 0)
+						die("open %s: %s", dev, ename(errno));
+				}
+				set_op(0, OP_RESIZE, n, a, 0, 0);
+				sh->op[0].sizelimit = limit;
+				set_op(1, OP_UNMAP_N, n, a, force, 0);
+				race_once();
+				if (r[1].err)
+					bad("%s round %d (%s): the unmap of N=%u failed: %s", race_names[t], i,
+					    force ? "forced" : "plain", n, ename(r[1].err));
+				else
+					op_done(&sh->unmaps);
+				if (r[0].err == 0) {
+					wins[0]++;
+					if (hold >= 0 && ioctl(hold, BLKGETSIZE64, &dsize) == 0 &&
+					    dsize != (limit ? limit : (uint64_t)IMG_SIZE))
+						bad("%s round %d: the resized N=%u has %llu bytes, want %llu",
+						    race_names[t], i, n, (unsigned long long)dsize,
+						    (unsigned long long)(limit ? limit : (uint64_t)IMG_SIZE));
+				} else if (r[0].err == ENXIO) {
+					wins[1]++;
+				} else {
+					undoc("%s round %d: SET_CAPACITY of N=%u racing its unmap got %s, want 0 or ENXIO",
+					      race_names[t], i, n, ename(r[0].err));
+				}
+				rr = get_filename(fd, n, &li);
+				if (rr != ENXIO)
+					bad("%s round %d: GET_FILENAME %u after the unmap: %s, want ENXIO",
+					    race_names[t], i, n, rr ? ename(rr) : "success");
+				li_init(&li, NULL, n);
+				if (ioctl(fd, LOFI_SET_CAPACITY, &li) == 0 || errno != ENXIO)
+					bad("%s round %d: SET_CAPACITY %u after the unmap: %s, want ENXIO",
+					    race_names[t], i, n, ename(errno));
+				if (hold >= 0)
+					close(hold);
+				if (r[1].err)
+					unmap_all_of(fd, a);
+			} else if (t <= 2) {
 				/* Map a, then race two unmaps of it. Variants: plain
 				 * (EBUSY retried), forced, forced while held open. */
 				rr = map_file(fd, a, 0, 0, &li);

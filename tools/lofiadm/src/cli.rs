@@ -5,6 +5,8 @@
 //!         [-b sector-size] -a file [device]
 //!                                  map; with no device, print the new device
 //! lofiadm -d file | device [-f]    unmap (-f: even if the device is open)
+//! lofiadm [--sizelimit size] --resize file | device
+//!                                  measure the file again, resize the device
 //! lofiadm [file | device]          the device of a file, the file of a device
 //! lofiadm [--json]                 list all mappings
 //! ```
@@ -25,6 +27,7 @@ pub const USAGE: &str = "\
 Usage: lofiadm [-r] [--direct-io[=on|off]] [-o offset] [--sizelimit size]
                [-b sector-size] -a file [device]
        lofiadm -d file | device [-f]
+       lofiadm [--sizelimit size] --resize file | device
        lofiadm [file | device]
        lofiadm [--json]
 ";
@@ -34,6 +37,7 @@ pub const HELP: &str = "\
 Usage: lofiadm [-r] [--direct-io[=on|off]] [-o offset] [--sizelimit size]
                [-b sector-size] -a file [device]
        lofiadm -d file | device [-f]
+       lofiadm [--sizelimit size] --resize file | device
        lofiadm [file | device]
        lofiadm [--json]
 
@@ -49,12 +53,17 @@ mappings.
   -o, --offset offset      with -a: map the file from this byte on (a
                            multiple of 512; default 0)
       --sizelimit size     with -a: map this many bytes (default: to the end
-                           of the file); the region must lie inside the file
+                           of the file); the region must lie inside the file;
+                           with --resize: the new size limit (0: none)
   -b, --sector-size size   with -a: the device's sector size: 512, 1024,
                            2048 or 4096 (default 512); the region must be a
                            whole number of sectors
   -d, --delete file|device remove the mapping of a file or a device
   -f, --force              with -d: remove it even if the device is open
+      --resize file|device measure the file of a mapping again and resize
+                           its device, while it may be in use, to the same
+                           region (or to --sizelimit); grow a file system
+                           on it afterwards (resize2fs, xfs_growfs)
       --json               list all mappings as a JSON array
       --help               show this help
       --version            show the version
@@ -93,6 +102,12 @@ pub enum Command {
     },
     /// `-d file|device`
     Unmap { target: OsString, force: bool },
+    /// `--resize file|device`; `--sizelimit`: a new limit (0: none),
+    /// else the mapping's own.
+    Resize {
+        target: OsString,
+        sizelimit: Option<u64>,
+    },
     /// `file|device`
     Query { target: OsString },
     /// no operands
@@ -128,6 +143,12 @@ struct Args {
         allow_hyphen_values = true
     )]
     delete: Option<OsString>,
+    #[arg(
+        long = "resize",
+        value_name = "file|device",
+        allow_hyphen_values = true
+    )]
+    resize: Option<OsString>,
     #[arg(short = 'f', long = "force", action = ArgAction::SetTrue, overrides_with = "force")]
     force: bool,
     #[arg(short = 'r', long = "readonly", action = ArgAction::SetTrue, overrides_with = "readonly")]
@@ -182,6 +203,9 @@ fn command(args: Args) -> Result<Command, UsageError> {
     if args.add.is_some() && args.delete.is_some() {
         return usage("-a and -d cannot be used together");
     }
+    if args.resize.is_some() && (args.add.is_some() || args.delete.is_some()) {
+        return usage("--resize cannot be used with -a or -d");
+    }
     if args.readonly && args.add.is_none() {
         return usage("-r is only valid with -a");
     }
@@ -191,8 +215,8 @@ fn command(args: Args) -> Result<Command, UsageError> {
     if args.offset.is_some() && args.add.is_none() {
         return usage("-o is only valid with -a");
     }
-    if args.sizelimit.is_some() && args.add.is_none() {
-        return usage("--sizelimit is only valid with -a");
+    if args.sizelimit.is_some() && args.add.is_none() && args.resize.is_none() {
+        return usage("--sizelimit is only valid with -a or --resize");
     }
     if args.sector_size.is_some() && args.add.is_none() {
         return usage("-b is only valid with -a");
@@ -200,7 +224,12 @@ fn command(args: Args) -> Result<Command, UsageError> {
     if args.force && args.delete.is_none() {
         return usage("-f is only valid with -d");
     }
-    if args.json && (args.add.is_some() || args.delete.is_some() || !args.operands.is_empty()) {
+    if args.json
+        && (args.add.is_some()
+            || args.delete.is_some()
+            || args.resize.is_some()
+            || !args.operands.is_empty())
+    {
         return usage("--json is only valid when listing all mappings");
     }
     let mut operands = args.operands.into_iter();
@@ -219,6 +248,15 @@ fn command(args: Args) -> Result<Command, UsageError> {
                 sizelimit: args.sizelimit.unwrap_or(0),
                 sector_size: args.sector_size,
             },
+        });
+    }
+    if let Some(target) = args.resize {
+        if let Some(extra) = first {
+            return usage(&format!("unexpected operand '{}'", extra.to_string_lossy()));
+        }
+        return Ok(Command::Resize {
+            target,
+            sizelimit: args.sizelimit,
         });
     }
     if let Some(target) = args.delete {
@@ -305,6 +343,31 @@ mod tests {
             direct_io: true,
             region: Region::default(),
         }
+    }
+
+    #[test]
+    fn resize_takes_a_file_or_device_and_a_limit() {
+        assert_eq!(
+            cmd(&["--resize", "/dev/lofi/2"]),
+            Command::Resize {
+                target: "/dev/lofi/2".into(),
+                sizelimit: None
+            }
+        );
+        assert_eq!(
+            cmd(&["--sizelimit", "2G", "--resize", "img"]),
+            Command::Resize {
+                target: "img".into(),
+                sizelimit: Some(2 << 30)
+            }
+        );
+        assert_eq!(
+            cmd(&["--resize=img", "--sizelimit=0"]),
+            Command::Resize {
+                target: "img".into(),
+                sizelimit: Some(0)
+            }
+        );
     }
 
     fn unmap(target: &str, force: bool) -> Command {
@@ -533,7 +596,23 @@ mod tests {
             (&["-o", "512", "-d", "img"], "-o is only valid with -a"),
             (
                 &["--sizelimit", "1M", "img"],
-                "--sizelimit is only valid with -a",
+                "--sizelimit is only valid with -a or --resize",
+            ),
+            (
+                &["--resize", "img", "-a", "img"],
+                "--resize cannot be used with -a or -d",
+            ),
+            (
+                &["-d", "img", "--resize", "img"],
+                "--resize cannot be used with -a or -d",
+            ),
+            (&["-r", "--resize", "img"], "-r is only valid with -a"),
+            (&["-o", "0", "--resize", "img"], "-o is only valid with -a"),
+            (&["-f", "--resize", "img"], "-f is only valid with -d"),
+            (&["--resize", "img", "x"], "unexpected operand 'x'"),
+            (
+                &["--json", "--resize", "img"],
+                "--json is only valid when listing all mappings",
             ),
             (&["-b", "4096", "--json"], "-b is only valid with -a"),
             (&["--direct-io", "img"], "--direct-io is only valid with -a"),

@@ -1,4 +1,4 @@
-//! The four commands: map, unmap, query one, list all.
+//! The commands: map, unmap, resize, query one, list all.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -12,7 +12,7 @@ use nix::errno::Errno;
 
 use crate::checks;
 use crate::cli::Command;
-use crate::control::{Access, Control, MapOptions, Mapping, Queries};
+use crate::control::{Access, Control, MapOptions, Mapping, Queries, Region};
 use crate::device;
 use crate::error::{Error, NO_PERMISSION};
 use crate::listing;
@@ -46,6 +46,7 @@ pub fn run(cmd: &Command, out: &mut impl Write, warn: &mut impl Write) -> Result
             map(file, device.as_deref(), opts, out, warn)
         }
         Command::Unmap { target, force } => unmap(target, *force),
+        Command::Resize { target, sizelimit } => resize(target, *sizelimit),
         Command::Query { target } => query(target, out),
         Command::List { json } => list(*json, out),
     }
@@ -168,6 +169,58 @@ fn unmap(target: &OsStr, force: bool) -> Result<(), Error> {
             }
         }
     }
+}
+
+/// `--resize`: the mapping of `target` measures its file again, keeping
+/// its size limit unless `sizelimit` gives a new one. The driver measures
+/// the file itself, under its lock; its EINVAL is explained with the map
+/// rules against the file as it is now (see [`resize_refused`]).
+fn resize(target: &OsStr, sizelimit: Option<u64>) -> Result<(), Error> {
+    let target = classify(target)?;
+    let ctl = Control::open(Access::ReadWrite)?;
+    let (mapping, name) = match &target {
+        Target::Device { n, name } => (
+            ctl.get_filename(*n)
+                .map_err(|e| Error::errno(format!("could not find filename for {name}"), e))?,
+            name.clone(),
+        ),
+        Target::File(path) => (
+            ctl.get_minor(path).map_err(|e| {
+                Error::errno(format!("could not find device for {}", path.display()), e)
+            })?,
+            path.display().to_string(),
+        ),
+    };
+    let limit = sizelimit.unwrap_or(mapping.sizelimit);
+    ctl.set_capacity(mapping.number, limit)
+        .map(drop)
+        .map_err(|e| match e {
+            Errno::EINVAL => resize_refused(&name, &mapping, limit),
+            e => change_error(format!("could not resize {name}"), e),
+        })
+}
+
+/// Why the driver refused to resize `mapping` to the size limit `limit`:
+/// the map rules, judged against its file as it is now (a block device's
+/// size is not in its metadata: then the rules alone).
+fn resize_refused(name: &str, mapping: &Mapping, limit: u64) -> Error {
+    let size = fs::metadata(&mapping.file)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len());
+    let region = Region {
+        offset: mapping.offset,
+        sizelimit: limit,
+        sector_size: Some(mapping.block_size),
+    };
+    let why = match checks::judge_region(&mapping.file, size, region) {
+        Err(e) => e.to_string(),
+        Ok(()) => format!(
+            "{} holds no such region in whole sectors",
+            mapping.file.display()
+        ),
+    };
+    Error::errno(format!("could not resize {name}: {why}"), Errno::EINVAL)
 }
 
 fn query(target: &OsStr, out: &mut impl Write) -> Result<(), Error> {

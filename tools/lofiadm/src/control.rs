@@ -189,6 +189,19 @@ impl Control {
         self.call(Cmd::UnmapFileMinor, &mut li).map(drop)
     }
 
+    /// `LOFI_SET_CAPACITY`: mapping N measures its file again and takes
+    /// the size limit `sizelimit` (0: to the end of the file); returns the
+    /// mapping as it is now.
+    pub fn set_capacity(&self, n: u32, sizelimit: u64) -> Result<Mapping, Errno> {
+        let mut li = LofiIoctl {
+            li_minor: n,
+            li_sizelimit: sizelimit,
+            ..LofiIoctl::default()
+        };
+        self.call(Cmd::SetCapacity, &mut li)?;
+        Ok(Mapping::from_ioctl(n, &li))
+    }
+
     /// `LOFI_GET_MINOR`: the mapping of `file`.
     pub fn get_minor(&self, file: &Path) -> Result<Mapping, Errno> {
         let mut li = LofiIoctl::with_filename(file)?;

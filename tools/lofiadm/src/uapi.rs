@@ -176,6 +176,7 @@ mod raw {
     nix::ioctl_readwrite!(get_filename, IOC_MAGIC, nr::GET_FILENAME, LofiIoctl);
     nix::ioctl_readwrite!(get_minor, IOC_MAGIC, nr::GET_MINOR, LofiIoctl);
     nix::ioctl_readwrite!(get_maxminor, IOC_MAGIC, nr::GET_MAXMINOR, LofiIoctl);
+    nix::ioctl_readwrite!(set_capacity, IOC_MAGIC, nr::SET_CAPACITY, LofiIoctl);
 }
 
 /// A lofi control command.
@@ -188,6 +189,7 @@ pub enum Cmd {
     GetFilename,
     GetMinor,
     GetMaxminor,
+    SetCapacity,
 }
 
 /// Issue `cmd` on the control device `fd` with `li`, which the kernel
@@ -209,6 +211,7 @@ pub fn ioctl(fd: BorrowedFd<'_>, cmd: Cmd, li: &mut LofiIoctl) -> Result<i32, Er
             Cmd::GetFilename => raw::get_filename(fd, li),
             Cmd::GetMinor => raw::get_minor(fd, li),
             Cmd::GetMaxminor => raw::get_maxminor(fd, li),
+            Cmd::SetCapacity => raw::set_capacity(fd, li),
         }
     }
 }

@@ -525,6 +525,17 @@ impl<T: DiskOps> Disk<T> {
         }
     }
 
+    /// Changes the disk's size to `sectors` while it may be open and in
+    /// use (`set_capacity_and_notify()`): the block layer keeps new
+    /// requests inside the new size, and if the size changed (from and to
+    /// a non-zero size) a `change` uevent with `RESIZE=1` is sent, so that
+    /// udev rules and tools like `lsblk` see the new size.
+    pub(crate) fn set_capacity_and_notify(&self, sectors: u64) {
+        // SAFETY: `disk` is a valid gendisk (type invariant); the call
+        // checks itself whether it is added and alive before it notifies.
+        unsafe { bindings::set_capacity_and_notify(self.disk.as_ptr(), sectors) };
+    }
+
     /// Sends a `change` uevent for the disk (and its partitions), for
     /// `udevadm monitor` and udev rules to see a change of state.
     pub(crate) fn notify_change(&self) {

@@ -25,9 +25,12 @@ use kernel::sync::atomic::{Acquire, Atomic, Full, Relaxed, Release};
 ///   [`RequestGuarded::take_removed`], by the one caller that set `taken`,
 ///   while the bound disk's queue is frozen or after the disk was removed
 ///   (or before any disk was bound, when no request can reach it).
+///   `revoke` holds the bound disk exclusively (`&mut`) meanwhile, and
+///   `take_removed` runs only once the bound disk was consumed by its
+///   removal.
 ///
-/// So while a request of the bound disk is in flight, `value` does not
-/// change.
+/// So while a request of the bound disk is in flight, or while anyone
+/// holds a shared borrow of the bound disk, `value` does not change.
 pub(crate) struct RequestGuarded<T> {
     closed: Atomic<bool>,
     queue: Atomic<usize>,
@@ -71,6 +74,25 @@ impl<T> RequestGuarded<T> {
         unsafe { (*self.value.get()).as_ref() }
     }
 
+    /// The value, outside any request, for a caller that holds a shared
+    /// borrow of the bound disk, or `None` once it is closed (or if `disk`
+    /// is not the bound one). The borrow lasts while that of the disk does:
+    /// the value cannot be revoked (that takes the disk exclusively) nor
+    /// taken from the removed disk (that takes the disk by value) meanwhile.
+    pub(crate) fn get_held<'a, D: DiskOps>(&'a self, disk: &'a Disk<D>) -> Option<&'a T> {
+        let bound = self.queue.load(Acquire);
+        if self.closed.load(Acquire) || bound == 0 || disk.queue_id() != bound {
+            return None;
+        }
+        // SAFETY: `disk` is the bound disk and stays borrowed (shared) for
+        // 'a, so no `revoke` (which needs it `&mut`) and no `take_removed`
+        // (which needs it removed, by value) of the bound disk runs during
+        // 'a, and no other caller can take the value (`claim` refuses other
+        // disks once one is bound): `value` does not change (type
+        // invariant).
+        unsafe { (*self.value.get()).as_ref() }
+    }
+
     /// Closes the value to new requests, at once, without waiting for
     /// those in flight. Idempotent; never sleeps.
     pub(crate) fn close(&self) {
@@ -95,7 +117,7 @@ impl<T> RequestGuarded<T> {
     /// be the bound disk (or no disk was bound); else nothing is taken.
     ///
     /// Process context, without locks that the requests' I/O may need.
-    pub(crate) fn revoke<D: DiskOps>(&self, disk: &Disk<D>) -> Option<T> {
+    pub(crate) fn revoke<D: DiskOps>(&self, disk: &mut Disk<D>) -> Option<T> {
         if !self.claim(disk.queue_id()) {
             return None;
         }
