@@ -8,10 +8,11 @@
 
 use crate::{
     backing::{open_backing, path_identity},
-    device::{Device, DeviceConfig, LofiDisk, QUEUE_DEPTH},
+    device::{Device, DeviceConfig, LofiDisk, QUEUE_DEPTH, SYSFS_ATTRIBUTES, SYSFS_DIR},
     geometry,
     kext::{
         blk::{hw_queues_for_cpus, Disk, DiskConfig, ZeroingLimits},
+        disk_attrs::DiskAttributes,
         file::{Identity, KernelFile},
         misc::MiscHandler,
         module_ref::ModuleRef,
@@ -46,6 +47,9 @@ pub(crate) struct Control {
     /// holds a reference too, so it goes when the module and the last
     /// device are gone.
     table: Arc<Table<Device>>,
+    /// The sysfs attributes of every disk (`/sys/block/lofiN/lofi/`); each
+    /// disk holds a reference while its files exist.
+    attributes: Arc<DiskAttributes<LofiDisk>>,
 }
 
 impl Control {
@@ -56,6 +60,10 @@ impl Control {
         Ok(Self {
             teardown_queue: Arc::new(teardown_queue, GFP_KERNEL)?,
             table: new_table(max)?,
+            attributes: Arc::new(
+                DiskAttributes::new(SYSFS_DIR, SYSFS_ATTRIBUTES)?,
+                GFP_KERNEL,
+            )?,
         })
     }
 }
@@ -406,7 +414,7 @@ impl Control {
         let disk = Disk::<LofiDisk>::new(&config, dev.clone())?;
         describe(li, &dev)?;
         li.write_to(arg)?;
-        let devt = dev.add_disk(disk)?;
+        let devt = dev.add_disk(disk, self.attributes.clone())?;
         Ok((dev, devt))
     }
 }

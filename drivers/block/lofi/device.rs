@@ -32,6 +32,7 @@ use crate::{
             BlkStatus, Disk, DiskOps, DiskVTable, Disposition, Geometry, Lanes, ReqOp, RequestRef,
             Submit, Zeroing,
         },
+        disk_attrs::{DiskAttributes, SysfsText},
         event::Event,
         file::{
             Identity, KernelFile, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE,
@@ -44,6 +45,7 @@ use crate::{
     registry::{Entry, Table},
     uapi::{LOFI_DKIOCSTATE, LOFI_DKIO_DEV_GONE, LOFI_DKIO_INSERTED},
 };
+use core::fmt::{self, Write};
 use kernel::{
     new_condvar, new_mutex,
     prelude::*,
@@ -115,6 +117,22 @@ pub(crate) struct DeviceConfig {
     pub(crate) table: Arc<Table<Device>>,
     pub(crate) module_ref: ModuleRef,
 }
+
+/// The directory of a mapping's sysfs attributes: `/sys/block/lofiN/lofi/`
+/// (Documentation/ABI/testing/sysfs-block-lofi).
+pub(crate) const SYSFS_DIR: &CStr = c"lofi";
+
+/// The files in [`SYSFS_DIR`], each one line of text.
+pub(crate) const SYSFS_ATTRIBUTES: &[&CStr] = &[
+    c"backing_file",
+    c"offset",
+    c"sizelimit",
+    c"readonly",
+    c"labeled",
+    c"dio",
+    c"sector_size",
+    c"state",
+];
 
 /// Requests in flight per hardware queue.
 pub(crate) const QUEUE_DEPTH: u32 = 128;
@@ -236,9 +254,13 @@ impl Device {
     }
 
     /// Adds the device's disk and keeps it. Returns its device number.
-    pub(crate) fn add_disk(&self, mut disk: Disk<LofiDisk>) -> Result<u32> {
+    pub(crate) fn add_disk(
+        &self,
+        mut disk: Disk<LofiDisk>,
+        attributes: Arc<DiskAttributes<LofiDisk>>,
+    ) -> Result<u32> {
         self.backing.bind(&disk);
-        disk.add()?;
+        disk.add(Some(attributes))?;
         let devt = disk.devt();
         *self.disk.lock() = Some(disk);
         Ok(devt)
@@ -683,6 +705,35 @@ impl DiskOps for LofiDisk {
 
     fn devnode(dev: &Device) -> Option<u32> {
         Some(dev.number)
+    }
+
+    fn show_attribute(dev: &Device, index: usize, out: &mut SysfsText<'_>) -> fmt::Result {
+        let Some(&name) = SYSFS_ATTRIBUTES.get(index) else {
+            return Ok(());
+        };
+        match name.to_bytes() {
+            b"backing_file" => {
+                out.write_bytes(&dev.filename);
+                out.write_str("\n")
+            }
+            b"offset" => writeln!(out, "{}", dev.offset),
+            b"sizelimit" => writeln!(out, "{}", dev.sizelimit()),
+            b"readonly" => writeln!(out, "{}", u8::from(dev.read_only)),
+            // Labeled (partitioned) mappings do not exist yet.
+            b"labeled" => writeln!(out, "0"),
+            b"dio" => writeln!(out, "{}", u8::from(dev.direct)),
+            b"sector_size" => writeln!(out, "{}", dev.logical_block_size),
+            b"state" => {
+                let state = match dev.phase() {
+                    Phase::Mapped => "mapped",
+                    Phase::DetachAtClose => "detach-at-close",
+                    // No mapping any more; the disk is going away.
+                    Phase::Gone | Phase::Retired => "gone",
+                };
+                writeln!(out, "{state}")
+            }
+            _ => Ok(()),
+        }
     }
 
     fn free(dev: Arc<Device>) {

@@ -10,6 +10,7 @@
 //! could move into `rust/kernel` on its own.
 
 pub(crate) mod blk;
+pub(crate) mod disk_attrs;
 pub(crate) mod event;
 pub(crate) mod file;
 pub(crate) mod file_io;

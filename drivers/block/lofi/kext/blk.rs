@@ -37,11 +37,12 @@
 //! `rust/kernel/block`.
 
 use super::{
+    disk_attrs::{DiskAttributes, SysfsText},
     file::OpenDisk,
     helpers,
     workqueue::{flags, OwnedQueue},
 };
-use core::{cell::UnsafeCell, marker::PhantomData, ptr::NonNull};
+use core::{cell::UnsafeCell, fmt, marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings,
     error::{from_err_ptr, to_result},
@@ -174,6 +175,14 @@ pub(crate) trait DiskOps: Sized + 'static {
     /// The node's path below `/dev` is `lofi/N` for `Some(N)`; `None` for
     /// the default (the disk's name).
     fn devnode(data: &Self::Data) -> Option<u32>;
+    /// Writes the value of sysfs attribute `index` (of the names given to
+    /// the [`DiskAttributes`] the disk was added with) of the disk of
+    /// `data`, in process context (it may sleep). The default writes
+    /// nothing.
+    fn show_attribute(data: &Self::Data, index: usize, out: &mut SysfsText<'_>) -> fmt::Result {
+        let _ = (data, index, out);
+        Ok(())
+    }
     /// The gendisk is being released: its reference to the data comes
     /// back. Called once, in process context, for a disk that was added;
     /// the default drops it.
@@ -297,6 +306,9 @@ pub(crate) struct Disk<T: DiskOps> {
     data: *const T::Data,
     added: bool,
     removed: bool,
+    /// The sysfs attributes the disk was added with: they outlive its
+    /// sysfs files, which go in `del_gendisk()` (dropped after `drop()`).
+    attributes: Option<Arc<DiskAttributes<T>>>,
     _ops: PhantomData<T>,
 }
 
@@ -435,6 +447,7 @@ impl<T: DiskOps> Disk<T> {
             data,
             added: false,
             removed: false,
+            attributes: None,
             _ops: PhantomData,
         })
     }
@@ -455,20 +468,24 @@ impl<T: DiskOps> Disk<T> {
         RemovedDisk { disk: self }
     }
 
-    /// Makes the disk visible (`/dev`, sysfs). Called once.
-    pub(crate) fn add(&mut self) -> Result {
+    /// Makes the disk visible (`/dev`, sysfs), with the sysfs attributes
+    /// `attributes` if given. Called once.
+    pub(crate) fn add(&mut self, attributes: Option<Arc<DiskAttributes<T>>>) -> Result {
         if self.added {
             return Err(EBUSY);
         }
-        // SAFETY: `disk` is a valid gendisk not yet added; no parent device
-        // and no extra attribute groups.
+        let groups = attributes
+            .as_ref()
+            .map_or(core::ptr::null(), |a| a.groups());
+        // SAFETY: `disk` is a valid gendisk not yet added; no parent device.
+        // `groups` is null or a null-terminated list of groups of `T`'s
+        // attributes, which the disk keeps (below) until it is released,
+        // after `del_gendisk()` removed the files. sysfs only reads the
+        // groups (the C prototype lacks the `const`).
         to_result(unsafe {
-            bindings::device_add_disk(
-                core::ptr::null_mut(),
-                self.disk.as_ptr(),
-                core::ptr::null_mut(),
-            )
+            bindings::device_add_disk(core::ptr::null_mut(), self.disk.as_ptr(), groups.cast_mut())
         })?;
+        self.attributes = attributes;
         self.added = true;
         Ok(())
     }
