@@ -982,13 +982,36 @@ static void set_map_fields(struct lofi_ioctl *li, const struct map_field_case *c
 	li->li_sizelimit = c->sizelimit;
 }
 
+/*
+ * One map that must end with WANT: MAP_FILE of PATH (MAP_FILE_MINOR of
+ * MINOR if it is not 0), read-only if RO, with the map fields of C;
+ * LABEL says which map it is.
+ */
+static void map_case(const char *path, int ro, uint32_t minor, const struct map_field_case *c,
+		     const char *label, int want)
+{
+	struct lofi_ioctl li;
+	char what[160];
+
+	li_init(&li, path);
+	li.li_readonly = (uint32_t)ro;
+	li.li_minor = minor;
+	set_map_fields(&li, c);
+	snprintf(what, sizeof(what), "%s with %s", label, c->what);
+	xioctl(what, ctlfd, minor ? LOFI_MAP_FILE_MINOR : LOFI_MAP_FILE, &li, want);
+}
+
 static void c_einval_map_fields(void)
 {
+	const struct {
+		const struct map_field_case *cases;
+		size_t count;
+	} tables[] = { { bad_map_fields, NBAD_MAP_FIELDS }, { bad_regions, NBAD_REGIONS } };
 	const struct map_field_case *c;
 	struct lofi_ioctl li;
 	path_t a = sp("a"), b = sp("b"), missing = sp("missing");
 	char what[160];
-	size_t i;
+	size_t i, t;
 	long m;
 	int n;
 
@@ -997,57 +1020,21 @@ static void c_einval_map_fields(void)
 	unlink(missing.p);
 	for (i = 0; i < NBAD_MAP_FIELDS; i++) {
 		c = &bad_map_fields[i];
-		li_init(&li, a.p);
-		set_map_fields(&li, c);
-		snprintf(what, sizeof(what), "MAP_FILE with %s", c->what);
-		xioctl(what, ctlfd, LOFI_MAP_FILE, &li, EINVAL);
-		li_init(&li, a.p);
-		li.li_readonly = 1;
-		set_map_fields(&li, c);
-		snprintf(what, sizeof(what), "read-only MAP_FILE with %s", c->what);
-		xioctl(what, ctlfd, LOFI_MAP_FILE, &li, EINVAL);
-		li_init(&li, a.p);
-		li.li_minor = 1;
-		set_map_fields(&li, c);
-		snprintf(what, sizeof(what), "MAP_FILE_MINOR 1 with %s", c->what);
-		xioctl(what, ctlfd, LOFI_MAP_FILE_MINOR, &li, EINVAL);
+		map_case(a.p, 0, 0, c, "MAP_FILE", EINVAL);
+		map_case(a.p, 1, 0, c, "read-only MAP_FILE", EINVAL);
+		map_case(a.p, 0, 1, c, "MAP_FILE_MINOR 1", EINVAL);
 		/* Before the range of li_minor and the path lookup. */
-		li_init(&li, a.p);
-		li.li_minor = max_minor + 1;
-		set_map_fields(&li, c);
-		snprintf(what, sizeof(what), "MAP_FILE_MINOR max+1 with %s", c->what);
-		xioctl(what, ctlfd, LOFI_MAP_FILE_MINOR, &li, EINVAL);
-		li_init(&li, missing.p);
-		set_map_fields(&li, c);
-		snprintf(what, sizeof(what), "MAP_FILE of a missing file with %s", c->what);
-		xioctl(what, ctlfd, LOFI_MAP_FILE, &li, EINVAL);
-		li_init(&li, "/dev/null");
-		set_map_fields(&li, c);
-		snprintf(what, sizeof(what), "MAP_FILE of /dev/null with %s", c->what);
-		xioctl(what, ctlfd, LOFI_MAP_FILE, &li, EINVAL);
+		map_case(a.p, 0, (uint32_t)max_minor + 1, c, "MAP_FILE_MINOR max+1", EINVAL);
+		map_case(missing.p, 0, 0, c, "MAP_FILE of a missing file", EINVAL);
+		map_case("/dev/null", 0, 0, c, "MAP_FILE of /dev/null", EINVAL);
 	}
 	/* Regions: refused once the file is open, so after ERANGE and lookup errors. */
 	for (i = 0; i < NBAD_REGIONS; i++) {
 		c = &bad_regions[i];
-		li_init(&li, a.p);
-		set_map_fields(&li, c);
-		snprintf(what, sizeof(what), "MAP_FILE with %s", c->what);
-		xioctl(what, ctlfd, LOFI_MAP_FILE, &li, EINVAL);
-		li_init(&li, a.p);
-		li.li_readonly = 1;
-		li.li_minor = 1;
-		set_map_fields(&li, c);
-		snprintf(what, sizeof(what), "read-only MAP_FILE_MINOR 1 with %s", c->what);
-		xioctl(what, ctlfd, LOFI_MAP_FILE_MINOR, &li, EINVAL);
-		li_init(&li, a.p);
-		li.li_minor = max_minor + 1;
-		set_map_fields(&li, c);
-		snprintf(what, sizeof(what), "MAP_FILE_MINOR max+1 with %s", c->what);
-		xioctl(what, ctlfd, LOFI_MAP_FILE_MINOR, &li, ERANGE);
-		li_init(&li, missing.p);
-		set_map_fields(&li, c);
-		snprintf(what, sizeof(what), "MAP_FILE of a missing file with %s", c->what);
-		xioctl(what, ctlfd, LOFI_MAP_FILE, &li, ENOENT);
+		map_case(a.p, 0, 0, c, "MAP_FILE", EINVAL);
+		map_case(a.p, 1, 1, c, "read-only MAP_FILE_MINOR 1", EINVAL);
+		map_case(a.p, 0, (uint32_t)max_minor + 1, c, "MAP_FILE_MINOR max+1", ERANGE);
+		map_case(missing.p, 0, 0, c, "MAP_FILE of a missing file", ENOENT);
 	}
 	/* Every unknown flag bit, one at a time. */
 	for (i = 0; i < 32; i++) {
@@ -1061,34 +1048,16 @@ static void c_einval_map_fields(void)
 	expect_not_mapped("GET_MINOR after the refused maps", a.p);
 	expect_unmapped("GET_FILENAME 1 after the refused maps", 1);
 
-	/* Before EBUSY (a is mapped) and EEXIST (N is taken). */
+	/* Before EBUSY (a is mapped) and EEXIST (N is taken): every third case. */
 	n = map_ok("MAP_FILE a", a.p, 0, NULL);
 	if (!n)
 		return;
-	for (i = 0; i < NBAD_MAP_FIELDS; i += 3) {
-		c = &bad_map_fields[i];
-		li_init(&li, a.p);
-		set_map_fields(&li, c);
-		snprintf(what, sizeof(what), "MAP_FILE of a mapped file with %s", c->what);
-		xioctl(what, ctlfd, LOFI_MAP_FILE, &li, EINVAL);
-		li_init(&li, b.p);
-		li.li_minor = n;
-		set_map_fields(&li, c);
-		snprintf(what, sizeof(what), "MAP_FILE_MINOR N (in use) with %s", c->what);
-		xioctl(what, ctlfd, LOFI_MAP_FILE_MINOR, &li, EINVAL);
-	}
-	for (i = 0; i < NBAD_REGIONS; i += 3) {
-		c = &bad_regions[i];
-		li_init(&li, a.p);
-		set_map_fields(&li, c);
-		snprintf(what, sizeof(what), "MAP_FILE of a mapped file with %s", c->what);
-		xioctl(what, ctlfd, LOFI_MAP_FILE, &li, EINVAL);
-		li_init(&li, b.p);
-		li.li_minor = n;
-		set_map_fields(&li, c);
-		snprintf(what, sizeof(what), "MAP_FILE_MINOR N (in use) with %s", c->what);
-		xioctl(what, ctlfd, LOFI_MAP_FILE_MINOR, &li, EINVAL);
-	}
+	for (t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+		for (i = 0; i < tables[t].count; i += 3) {
+			c = &tables[t].cases[i];
+			map_case(a.p, 0, 0, c, "MAP_FILE of a mapped file", EINVAL);
+			map_case(b.p, 0, (uint32_t)n, c, "MAP_FILE_MINOR N (in use)", EINVAL);
+		}
 	expect_not_mapped("GET_MINOR b after the refused maps", b.p);
 
 	/* li_block_size 512, the default, is accepted too. */
