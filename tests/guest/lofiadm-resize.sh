@@ -6,8 +6,9 @@
 # RESIZE=1); resize2fs grows the mounted file system, which then holds
 # more than the old device could; after umount fsck is clean and the file
 # is intact. A new size limit (--sizelimit with --resize), a resize by file
-# name, and the refusals (a file that no longer holds the slice, an
-# unmapped device) with their messages, the size unchanged.
+# name, and the refusals (a file that no longer holds the slice, a
+# read-only mapping, an unmapped device) with their messages, the size
+# unchanged.
 # shellcheck source=tests/guest/lib.sh
 . "$LOFI_ROOT/tests/guest/lib.sh"
 # shellcheck source=tests/guest/lofiadm-lib.sh
@@ -95,6 +96,13 @@ expect_error "could not resize $dev: size of the region of $S/disk.img ($((128 *
 	--resize "$dev"
 expect_eq "size after the refusals" "$(blockdev --getsize64 "$dev")" $((128 * MiB))
 ok -d "$dev"
+truncate -s $((128 * MiB)) disk.img
+ok -r -a disk.img
+rodev=$OUT
+truncate -s $((160 * MiB)) disk.img
+expect_error "could not resize $rodev: the mapping is read-only: Read-only file system" --resize "$rodev"
+expect_eq "size of the read-only mapping" "$(blockdev --getsize64 "$rodev")" $((128 * MiB))
+ok -d "$rodev"
 expect_error "could not find filename for $dev: No such device or address" --resize "$dev"
 expect_error "could not find device for $S/disk.img: No such file or directory" --resize disk.img
 expect_usage --resize "$dev" -a disk.img

@@ -467,13 +467,18 @@ impl Control {
     /// `LOFI_SET_CAPACITY`: mapping `li_minor` measures its backing file
     /// again and takes the size limit `li_sizelimit` (see
     /// [`Device::resize`]); the result is described as by
-    /// `LOFI_GET_FILENAME`.
+    /// `LOFI_GET_FILENAME`. A read-only mapping is `EROFS`.
     fn set_capacity(&self, li: &mut LofiIoctl, arg: usize) -> Result<isize> {
         let n = li.li_minor;
         if n == 0 {
             return Err(EINVAL);
         }
         let dev = self.table.lock().mapped(n).cloned().ok_or(ENXIO)?;
+        // A read-only mapping presents a fixed image, its size included:
+        // to see a file that changed, it is mapped again.
+        if dev.read_only {
+            return Err(EROFS);
+        }
         let sizelimit = li.li_sizelimit;
         if sizelimit.checked_rem(u64::from(dev.region_block())) != Some(0) {
             return Err(EINVAL);

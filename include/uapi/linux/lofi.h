@@ -119,7 +119,8 @@ struct lofi_ioctl {
 /* Reserved for compressed images: ENOTTY until they are supported. */
 #define LOFI_CHECK_COMPRESSED	_IOWR(LOFI_IOC_MAGIC, 8, struct lofi_ioctl)
 /*
- * Capacity change of mapping li_minor, while it may be open and in use:
+ * Capacity change of read-write mapping li_minor (a read-only one is
+ * EROFS), while it may be open and in use:
  * the backing file is measured again and the region from the same
  * li_offset with the size limit li_sizelimit (0: to the end of the file;
  * the rules of the map commands, in the block size the map was made

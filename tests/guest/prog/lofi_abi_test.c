@@ -2966,27 +2966,40 @@ out:
 		unmap_ok("unmap", n);
 }
 
-/* SET_CAPACITY of a read-only mapping in 4096-byte blocks: whole blocks. */
+/*
+ * SET_CAPACITY of a mapping in 4096-byte blocks: whole blocks; of a
+ * read-only mapping: EROFS (before the limit is looked at), size kept.
+ */
 static void c_set_capacity_blocks(void)
 {
 	struct lofi_ioctl li;
-	path_t a = sp("a");
+	path_t a = sp("a"), b = sp("b");
 	int n;
 
-	if (make_numbered_file(a.p, MiB))
+	if (make_numbered_file(a.p, MiB) || make_numbered_file(b.p, MiB))
 		return;
 	li_init(&li, a.p);
-	li.li_readonly = 1;
 	li.li_block_size = 4096;
-	n = (int)xioctl("MAP_FILE ro, 4096-byte blocks", ctlfd, LOFI_MAP_FILE, &li, 0);
+	n = (int)xioctl("MAP_FILE, 4096-byte blocks", ctlfd, LOFI_MAP_FILE, &li, 0);
 	if (n <= 0)
 		return;
 	if (truncate(a.p, 2 * MiB + 512) < 0)
 		failf("setup: truncate %s: %s", a.p, ename(errno));
 	set_capacity("SET_CAPACITY of a region of no whole blocks", ctlfd, n, 0, EINVAL);
 	set_capacity("SET_CAPACITY with a limit of no whole block", ctlfd, n, MiB + 512, EINVAL);
-	if (set_capacity("SET_CAPACITY of a read-only mapping to 2 MiB", ctlfd, n, 2 * MiB, 0) == 0)
+	if (set_capacity("SET_CAPACITY in 4096-byte blocks to 2 MiB", ctlfd, n, 2 * MiB, 0) == 0)
 		CHECK(disk_sectors(n) == 2 * MiB / 512, "size: %lld sectors", disk_sectors(n));
+	unmap_ok("unmap", n);
+	li_init(&li, b.p);
+	li.li_readonly = 1;
+	n = (int)xioctl("MAP_FILE ro", ctlfd, LOFI_MAP_FILE, &li, 0);
+	if (n <= 0)
+		return;
+	if (truncate(b.p, 2 * MiB) < 0)
+		failf("setup: truncate %s: %s", b.p, ename(errno));
+	set_capacity("SET_CAPACITY of a read-only mapping", ctlfd, n, 0, EROFS);
+	set_capacity("SET_CAPACITY of a read-only mapping, a bad limit", ctlfd, n, 1000, EROFS);
+	CHECK(disk_sectors(n) == MiB / 512, "size of the read-only mapping: %lld sectors", disk_sectors(n));
 	unmap_ok("unmap", n);
 }
 

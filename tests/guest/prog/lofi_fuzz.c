@@ -50,7 +50,8 @@
  *    asked for, or for 0 one of 512 .. 4096, a power of two); the
  *    queries, BLKSSZGET and BLKGETSIZE64 of its disk then report the same
  *    (the region, in whole blocks);
- *  - LOFI_SET_CAPACITY of a mapping: the file measured again, the region
+ *  - LOFI_SET_CAPACITY of a read-write mapping (EROFS for a read-only
+ *    one): the file measured again, the region
  *    from the map's offset with the new li_sizelimit (a multiple of the
  *    block size the map asked for, else EINVAL), in whole blocks of the
  *    disk (none: EINVAL); li_sizelimit is then what the queries report, and
@@ -388,7 +389,7 @@ static const int doc_errnos[][16] = {
 	[C_GET_FILENAME] = { EFAULT, EINVAL, ENXIO, ENOMEM },
 	[C_GET_MINOR] = { EFAULT, EINVAL, ENOENT, ENOMEM },
 	[C_GET_MAXMINOR] = { EFAULT, EINVAL, ENOMEM },
-	[C_SET_CAPACITY] = { EPERM, EFAULT, EINVAL, ENXIO, ENOMEM },
+	[C_SET_CAPACITY] = { EPERM, EFAULT, EINVAL, ENXIO, EROFS, ENOMEM },
 };
 
 static int documented(int ci, int err)
@@ -1167,6 +1168,8 @@ static void predict_resize(const struct lofi_ioctl *li, int ptr, struct expect *
 	if (n > maxn || slots[n].state != S_MAPPED)
 		return want(e, ENXIO, "N > max or not mapped");
 	s = &slots[n];
+	if (s->ro)
+		return want(e, EROFS, "a read-only mapping keeps its size");
 	if (!s->rblock || stat(s->name, &st) || st.st_dev != s->fdev || st.st_ino != s->fino) {
 		e->skip = 1;	/* mapped before the model knew, or the name moved */
 		return;
@@ -1747,17 +1750,17 @@ static int plausible(int ci, struct lofi_ioctl *li)
 }
 
 /*
- * A capacity change of a mapping, mostly: N one of the mappings, the size
- * limit the one it has, none (to the end of the file) or another whole
- * number of its blocks.
+ * A capacity change of a mapping, mostly: N one of the mappings (rarely a
+ * read-only one: EROFS), the size limit the one it has, none (to the end
+ * of the file) or another whole number of its blocks.
  */
 static void plausible_resize(struct lofi_ioctl *li)
 {
 	unsigned n, tries;
 
-	for (tries = 0; tries < 8; tries++) {
+	for (tries = 0; tries < 16; tries++) {
 		n = 1 + rndn(maxn);
-		if (slots[n].state != S_MAPPED)
+		if (slots[n].state != S_MAPPED || (slots[n].ro && !chance(200)))
 			continue;
 		li->li_minor = n;
 		if (chance(400))

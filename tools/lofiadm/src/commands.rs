@@ -196,6 +196,10 @@ fn resize(target: &OsStr, sizelimit: Option<u64>) -> Result<(), Error> {
         .map(drop)
         .map_err(|e| match e {
             Errno::EINVAL => resize_refused(&name, &mapping, limit),
+            Errno::EROFS => Error::errno(
+                format!("could not resize {name}: the mapping is read-only"),
+                e,
+            ),
             e => change_error(format!("could not resize {name}"), e),
         })
 }
