@@ -68,7 +68,8 @@ lofiadm_man() {
 }
 
 # `make install` puts the module, lofiadm and its man page under DESTDIR
-# and PREFIX, the module under the kernel tree's release.
+# and PREFIX, the module under the kernel tree's release, the udev rule
+# under DESTDIR's /etc/udev/rules.d.
 make_install() {
 	local dest status=0 f release
 	dest=$(mktemp -d)
@@ -78,7 +79,7 @@ make_install() {
 	else
 		release=$(basename "$(dirname "$(dirname "$(echo "$dest"/lib/modules/*/extra/lofi.ko)")")")
 	fi
-	for f in "lib/modules/$release/extra/lofi.ko" opt/lofi/sbin/lofiadm opt/lofi/share/man/man8/lofiadm.8; do
+	for f in "lib/modules/$release/extra/lofi.ko" opt/lofi/sbin/lofiadm opt/lofi/share/man/man8/lofiadm.8 etc/udev/rules.d/60-lofi.rules; do
 		[ -f "$dest/$f" ] || { echo "make install did not install $f"; status=1; }
 	done
 	[ -x "$dest/opt/lofi/sbin/lofiadm" ] || { echo "lofiadm is not executable"; status=1; }

@@ -74,7 +74,7 @@ head -c 1M /dev/urandom >ro/img
 cp ro/img ro.ref
 mount -o remount,ro ro
 dev=$("$map" map "$PWD/ro/img") || fail "map of a file on a read-only mount failed"
-n=${dev#/dev/lofi/}
+n=${dev#/dev/lofi}
 expect_eq "status of the mapping" "$("$map" status "$dev")" "$n $dev ro $PWD/ro/img"
 expect_eq "blockdev --getro $dev" "$(blockdev --getro "$dev")" 1
 expect_eq "/sys/block/lofi$n/ro" "$(cat "/sys/block/lofi$n/ro")" 1
@@ -118,25 +118,25 @@ done
 load_lofi lofi_max_files=65536
 expect_eq "GET_MAXMINOR with lofi_max_files=65536" "$("$map" maxminor)" 65536
 truncate -s 1M max.img
-expect_eq "map-minor 65536" "$("$map" map-minor 65536 "$PWD/max.img")" /dev/lofi/65536
-wait_for 5 test -b /dev/lofi/65536 || fail "/dev/lofi/65536 is not a block device"
+expect_eq "map-minor 65536" "$("$map" map-minor 65536 "$PWD/max.img")" /dev/lofi65536
+wait_for 5 test -b /dev/lofi65536 || fail "/dev/lofi65536 is not a block device"
 "$map" unmap 65536 || fail "unmap 65536 failed"
 unload_lofi
 
 load_lofi lofi_max_files=1
 expect_eq "GET_MAXMINOR with lofi_max_files=1" "$("$map" maxminor)" 1
-expect_eq "the only N" "$("$map" map "$PWD/max.img")" /dev/lofi/1
+expect_eq "the only N" "$("$map" map "$PWD/max.img")" /dev/lofi1
 if "$map" map "$PWD/loop.img" 2>map.err; then fail "a second map with lofi_max_files=1 succeeded"; fi
 grep -q EAGAIN map.err || fail "second map with lofi_max_files=1: want EAGAIN, got: $(cat map.err)"
-"$map" unmap /dev/lofi/1 || fail "unmap failed"
+"$map" unmap /dev/lofi1 || fail "unmap failed"
 unload_lofi
 
 load_lofi lofi_max_files=4
 expect_eq "GET_MAXMINOR with lofi_max_files=4" "$("$map" maxminor)" 4
 for i in 1 2 3 4; do
 	truncate -s 1M "fill$i.img"
-	expect_eq "map #$i" "$("$map" map "$PWD/fill$i.img")" "/dev/lofi/$i"
-	wait_for 5 test -b "/dev/lofi/$i" || fail "/dev/lofi/$i is not a block device"
+	expect_eq "map #$i" "$("$map" map "$PWD/fill$i.img")" "/dev/lofi$i"
+	wait_for 5 test -b "/dev/lofi$i" || fail "/dev/lofi$i is not a block device"
 done
 truncate -s 1M fill5.img
 if "$map" map "$PWD/fill5.img" 2>map.err; then fail "a fifth map with lofi_max_files=4 succeeded"; fi

@@ -2,7 +2,7 @@
 # Reliability scenario "concurrency storm": 8 processes (16 in the long
 # form) for a bounded time, each mapping, writing, reading back and
 # unmapping its own two images (by name and by N in turn), checking that
-# every block written through /dev/lofi/N reads back and is in the backing
+# every block written through /dev/lofiN reads back and is in the backing
 # file after the unmap, while two more processes list every N and look the
 # images up; then, round after round, two processes racing on one mapping:
 #   unmap by N vs by N          one 0, the other ENXIO
@@ -11,8 +11,12 @@
 #   MAP_FILE rw vs rw, rw vs ro of one file      one N, the other EBUSY
 #   MAP_FILE_MINOR of one N with two files       N, the other EEXIST
 #   SET_CAPACITY vs unmap by N                   unmap 0, resize 0 or ENXIO
-# (the unmap races plain, forced, and forced while the device is held
-# open). udev probes new disks, so a plain unmap may meet EBUSY: it is
+#   BLKRRPART and opens of /dev/lofiNp1 of a labeled mapping vs unmap by N
+#                               unmap 0, BLKRRPART 0 or EBUSY (ENXIO or EIO
+#                               once force-unmapped), the nodes gone after,
+#                               N mapped again
+# (the unmap races plain, forced, and forced while the device, or p1, is
+# held open). udev probes new disks, so a plain unmap may meet EBUSY: it is
 # retried and counted, never taken for an error. Any other errno than the
 # documented one, and any wrong outcome, fails the test.
 # Figure: operations completed, undocumented errors (must be 0).
@@ -47,13 +51,16 @@ rstatus=0
 cat races.out races.err
 grep -q '^RESULT ' races.out || fail "the races did not report (exit status $rstatus)"
 expect_eq "mappings after the races" "$("$map" list)" ""
+[ "$(result races.out partition-opens)" -gt 0 ] ||
+	fail "the partscan/unmap race never opened a partition"
 
 ops=$(($(result storm.out ops) + $(result races.out ops)))
 undocumented=$(($(result storm.out undocumented) + $(result races.out undocumented)))
 failures=$(($(result storm.out failures) + $(result races.out failures)))
 figure concurrency-storm ops="$ops" undocumented-errors="$undocumented" wrong-outcomes="$failures" \
 	workers="$workers" seconds="$seconds" maps="$(result storm.out maps)" \
-	storm-ebusy-retries="$(result storm.out ebusy-retries)" races="$(result races.out races)"
+	storm-ebusy-retries="$(result storm.out ebusy-retries)" races="$(result races.out races)" \
+	partscans="$(result races.out partscans)" partscan-ebusy="$(result races.out partscan-ebusy)"
 if [ "$status" -ne 0 ] || [ "$rstatus" -ne 0 ] || [ "$undocumented" -ne 0 ] || [ "$failures" -ne 0 ]; then
 	fail "$undocumented undocumented errors, $failures wrong outcomes (storm exit $status, races exit $rstatus); first: $(grep -h -m1 '^FAIL' storm.err races.err | head -n 1)"
 fi

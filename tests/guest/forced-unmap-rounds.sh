@@ -77,7 +77,7 @@ for ((r = 1; r <= rounds; r++)); do
 	[ $((r % 2)) -eq 1 ] || mapping=direct
 	dev=$("$map" map "$img" ${mapping#buffered} 2>map.err) || fail "round $r: map ($mapping) failed: $(cat map.err)"
 	! grep -q "direct I/O refused" map.err || fail "round $r: direct I/O refused for $img"
-	n=${dev#/dev/lofi/}
+	n=${dev#/dev/lofi}
 	wait_for 5 test -b "$dev" || fail "round $r: $dev is not a block device"
 	echo "round $r: $dev mapped ($mapping), starting fio and lofi_durable"
 

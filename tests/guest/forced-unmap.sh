@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A forced unmap of a device under load: fio writes to /dev/lofi/N
+# A forced unmap of a device under load: fio writes to /dev/lofiN
 # (O_DIRECT random writes) and a LOFI_DKIOCSTATE waiter sleeps on it when
 # `lofi_map unmap N force` runs.  Then: fio stops with EIO (and does not
 # hang), the waiter wakes with LOFI_DKIO_DEV_GONE, new opens fail with ENXIO
@@ -31,7 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# writes N: completed writes of /dev/lofi/N (field 5 of its stat).
+# writes N: completed writes of /dev/lofiN (field 5 of its stat).
 writes() { awk '{print $5}' "/sys/block/lofi$1/stat"; }
 # fio_writing: fio has completed 50 writes since $before.
 fio_writing() { [ "$(writes "$n")" -gt $((before + 50)) ]; }
@@ -43,7 +43,7 @@ img=$PWD/backing.img
 truncate -s 64M "$img"
 truncate -s 1M other.img
 dev=$("$map" map "$img") || fail "map failed"
-n=${dev#/dev/lofi/}
+n=${dev#/dev/lofi}
 wait_for 5 test -b "$dev" || fail "$dev is not a block device"
 
 # The first 4 MiB: written and flushed before the unmap; fio stays above 8 MiB.

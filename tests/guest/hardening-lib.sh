@@ -39,9 +39,6 @@ udev_resume() {
 	settle
 }
 
-# minor_of DEV: N of /dev/lofi/N.
-minor_of() { echo "${1#/dev/lofi/}"; }
-
 bk_img=
 bk_loop=
 bk_mnt=

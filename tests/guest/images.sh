@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Real file system images work through lofi, as with illumos lofiadm:
-#   - ext4 made on /dev/lofi/N, a directory tree copied in (files, a
+#   - ext4 made on /dev/lofiN, a directory tree copied in (files, a
 #     symlink, a hard link, a sparse file, odd modes), checksums and a
 #     listing recorded; after umount, fsck.ext4 -fn is clean on the device
 #     and on the plain image file; unmapped, mapped again, mounted: the same
@@ -74,7 +74,7 @@ sums src >src.sums
 listing src >src.list
 echo "source tree: $(wc -l <src.sums) files, $(du -sh src | cut -f1) (${SECONDS}s)"
 
-# 1. ext4 on /dev/lofi/N.
+# 1. ext4 on /dev/lofiN.
 echo "=== ext4 (${SECONDS}s)"
 truncate -s 64M ext4.img
 dev=$(map_file "$PWD/ext4.img")
@@ -159,7 +159,7 @@ iso_sum=$(sha256sum <image.iso)
 dev=$(map_file "$PWD/image.iso" ro)
 dev2=$(map_file "$PWD/image.iso" ro)
 [ "$dev" != "$dev2" ] || fail "two read-only mappings of one file got the same device"
-n=${dev#/dev/lofi/}
+n=${dev#/dev/lofi}
 expect_eq "status of the ISO mapping" "$("$map" status "$dev")" "$n $dev ro $PWD/image.iso"
 expect_eq "blockdev --getro $dev" "$(blockdev --getro "$dev")" 1
 mount -t iso9660 -o ro "$dev" mnt || fail "mount -t iso9660 $dev failed"

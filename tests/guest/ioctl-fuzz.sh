@@ -49,6 +49,8 @@ total_unexpected=0
 direct_asked=0
 direct_granted=0
 resizes=0
+labeled=0
+rereads=0
 errnos=
 failures=()
 # lofi_holders: every lofi disk left, and the processes holding one open.
@@ -108,6 +110,10 @@ run() {
 	[ "$(result "$name.out" unmaps)" -gt 0 ] || failures+=("$name unmapped nothing")
 	[ "$(result "$name.out" direct-asked)" -gt 0 ] 2>/dev/null || failures+=("$name made no map asking for direct I/O")
 	[ "$(result "$name.out" resizes)" -gt 0 ] 2>/dev/null || failures+=("$name made no successful LOFI_SET_CAPACITY")
+	[ "$(result "$name.out" labeled)" -gt 0 ] 2>/dev/null || failures+=("$name made no labeled map")
+	[ "$(result "$name.out" rereads)" -gt 0 ] 2>/dev/null || failures+=("$name re-read no partition table (BLKRRPART)")
+	labeled=$((labeled + $(result "$name.out" labeled)))
+	rereads=$((rereads + $(result "$name.out" rereads)))
 	resizes=$((resizes + $(result "$name.out" resizes)))
 	direct_asked=$((direct_asked + $(result "$name.out" direct-asked)))
 	direct_granted=$((direct_granted + $(result "$name.out" direct-granted)))
@@ -149,7 +155,8 @@ unload_lofi
 errnos=$(echo "$errnos" | tr ',' '\n' | awk -F: '$1 != "none" && $1 != "" { n[$1] += $2 }
 	END { for (e in n) print e ":" n[e] }' | sort -t: -k2,2nr | paste -sd, -)
 figure ioctl-fuzz calls="$total_calls" unexpected="$total_unexpected" errnos-seen="${errnos:-none}" \
-	direct-maps="$direct_granted/$direct_asked" resizes="$resizes" seconds="$elapsed" seed="$seed"
+	direct-maps="$direct_granted/$direct_asked" resizes="$resizes" labeled-maps="$labeled" \
+	partition-rereads="$rereads" seconds="$elapsed" seed="$seed"
 if [ ${#failures[@]} -gt 0 ]; then
 	printf 'FAIL: %s\n' "${failures[@]}"
 	fail "${failures[0]}"

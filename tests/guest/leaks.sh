@@ -41,8 +41,8 @@ for img in a b c; do
 	dd if="$dev" of=/dev/null bs=64k count=16 iflag=direct status=none || fail "reading $dev failed"
 done
 "$map" unmap "$PWD/a.img" || fail "unmap a.img failed"
-exec 7<"/dev/lofi/2"
-"$map" unmap 2 force || fail "forced unmap of /dev/lofi/2 failed"
+exec 7<"/dev/lofi2"
+"$map" unmap 2 force || fail "forced unmap of /dev/lofi2 failed"
 exec 7<&-
 "$map" unmap 3 cleanup || fail "unmap 3 (cleanup) failed"
 wait_for 10 test ! -e /sys/block/lofi2 || fail "lofi2 still exists after its last close"

@@ -81,6 +81,12 @@ host_delete() {
 	grep -q '^deleted: ' "$LOFI_RESULTS/host-delete.done" || fail "the host refused to delete $1"
 }
 
+# minor_of DEV: N of the node /dev/lofiN or of its link /dev/lofi/N.
+minor_of() {
+	local n=${1#/dev/lofi}
+	echo "${n#/}"
+}
+
 # result FILE KEY: the value of KEY in the "RESULT key=value..." line a
 # test program wrote to FILE.
 result() {

@@ -80,21 +80,21 @@ load_lofi lofi_max_files=16
 for i in $(seq 1 16); do
 	truncate -s 512K "fill$i.img"
 	dev=$("$map" map "$PWD/fill$i.img") || fail "map #$i failed"
-	expect_eq "map #$i" "$dev" "/dev/lofi/$i"
+	expect_eq "map #$i" "$dev" "/dev/lofi$i"
 done
 for i in $(seq 1 16); do
-	wait_for 5 test -b "/dev/lofi/$i" || fail "/dev/lofi/$i is not a block device"
-	expect_eq "size of /dev/lofi/$i" "$(blockdev --getsize64 "/dev/lofi/$i")" 524288
-	printf 'lofi %08d' "$i" | dd of="/dev/lofi/$i" bs=512 conv=sync,notrunc oflag=direct status=none ||
-		fail "write to /dev/lofi/$i failed"
+	wait_for 5 test -b "/dev/lofi$i" || fail "/dev/lofi$i is not a block device"
+	expect_eq "size of /dev/lofi$i" "$(blockdev --getsize64 "/dev/lofi$i")" 524288
+	printf 'lofi %08d' "$i" | dd of="/dev/lofi$i" bs=512 conv=sync,notrunc oflag=direct status=none ||
+		fail "write to /dev/lofi$i failed"
 done
 truncate -s 512K fill17.img
 if "$map" map "$PWD/fill17.img" 2>map.err; then fail "a 17th map with lofi_max_files=16 succeeded"; fi
 grep -q EAGAIN map.err || fail "17th map: want EAGAIN, got: $(cat map.err)"
 expect_eq "mapped N after EAGAIN" "$("$map" list | awk '{print $1}' | tr '\n' ' ')" "$(seq 1 16 | tr '\n' ' ')"
 for i in $(seq 1 16); do
-	expect_eq "what /dev/lofi/$i wrote to fill$i.img" "$(head -c 13 "fill$i.img")" "$(printf 'lofi %08d' "$i")"
-	"$map" unmap "/dev/lofi/$i" || fail "unmap /dev/lofi/$i failed"
+	expect_eq "what /dev/lofi$i wrote to fill$i.img" "$(head -c 13 "fill$i.img")" "$(printf 'lofi %08d' "$i")"
+	"$map" unmap "/dev/lofi$i" || fail "unmap /dev/lofi$i failed"
 done
 expect_eq "mappings after unmapping all" "$("$map" list)" ""
 unload_lofi

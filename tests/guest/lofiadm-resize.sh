@@ -37,7 +37,7 @@ echo "=== ext4 on a 64 MiB mapping, mounted"
 truncate -s 64M disk.img
 ok -a disk.img
 dev=$OUT
-n=${dev##*/}
+n=$(minor_of "$dev")
 mkfs.ext4 -q -F "$dev" || fail "mkfs.ext4 $dev failed"
 mount "$dev" mnt || fail "mount $dev failed"
 head -c 4M /dev/urandom >ref

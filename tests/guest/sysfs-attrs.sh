@@ -47,7 +47,7 @@ echo "=== a plain mapping"
 truncate -s 4M plain.img
 ok -a plain.img
 dev=$OUT
-n=${dev##*/}
+n=$(minor_of "$dev")
 dir=/sys/block/lofi$n/lofi
 expect_eq "the files of $dir" "$(cd "$dir" && ls | sort | tr '\n' ' ')" \
 	"$(echo "$NAMES" | tr ' ' '\n' | sort | tr '\n' ' ')"
@@ -67,7 +67,7 @@ echo "=== a read-only slice in 4096-byte sectors"
 truncate -s 8M slice.img
 ok -r -o 1M --sizelimit 4M -b 4096 -a slice.img
 dev=$OUT
-n=${dev##*/}
+n=$(minor_of "$dev")
 expect_attrs "$n" "$PWD/slice.img" $((1 << 20)) $((4 << 20)) 1 0 0 4096 mapped
 ok -d "$dev"
 
@@ -76,7 +76,7 @@ truncate -s 4M dio.img
 run --direct-io -a dio.img
 [ "$RC" -eq 0 ] || fail "lofiadm --direct-io -a dio.img: $ERR"
 dev=$OUT
-n=${dev##*/}
+n=$(minor_of "$dev")
 dio=$(json_of "$dev" direct_io)
 bs=$(json_of "$dev" block_size)
 echo "direct I/O: $dio, block size $bs"
@@ -86,7 +86,7 @@ ok -d "$dev"
 echo "=== detach at last close, forced unmap"
 for how in cleanup force; do
 	dev=$("$map" map "$PWD/plain.img") || fail "map plain.img failed"
-	n=${dev##*/}
+	n=$(minor_of "$dev")
 	dir=/sys/block/lofi$n/lofi
 	wait_for 5 test -b "$dev" || fail "$dev did not appear"
 	exec 7<"$dev"

@@ -154,7 +154,7 @@ impl MapOptions {
 
 /// Checks the map fields against what this driver implements, in the
 /// order of the documentation's tables: unknown flags (any but
-/// `LOFI_FLAG_DIRECT_IO`), a block size lofi cannot present, an offset that
+/// `LOFI_FLAG_DIRECT_IO` and `LOFI_FLAG_LABELED`), a block size lofi cannot present, an offset that
 /// is no multiple of 512 or a size limit that is no multiple of the block
 /// size are `EINVAL` (see the extension rules in
 /// include/uapi/linux/lofi.h). The region is checked against the file once
@@ -190,15 +190,18 @@ fn check_map_options(li: &LofiIoctl) -> Result<MapOptions> {
 fn describe(li: &mut LofiIoctl, dev: &Device) -> Result {
     li.li_minor = dev.number;
     li.li_readonly = u32::from(dev.read_only);
-    li.li_flags = if dev.direct {
-        uapi::LOFI_FLAG_DIRECT_IO
-    } else {
-        0
-    };
+    li.li_flags = 0;
+    if dev.direct {
+        li.li_flags |= uapi::LOFI_FLAG_DIRECT_IO;
+    }
+    if dev.labeled {
+        li.li_flags |= uapi::LOFI_FLAG_LABELED;
+    }
     li.li_block_size = dev.logical_block_size;
     li.li_offset = dev.offset;
     li.li_sizelimit = dev.sizelimit();
-    let path = CString::try_from_fmt(fmt!("/dev/lofi/{}", dev.number))?;
+    // The node devtmpfs makes for the disk, named as the disk is.
+    let path = CString::try_from_fmt(fmt!("/dev/lofi{}", dev.number))?;
     uapi::set_c_string(&mut li.li_devpath, path.to_bytes());
     Ok(())
 }
@@ -214,6 +217,8 @@ struct Region {
     block: u32,
     /// The disk's capacity, in sectors.
     sectors: u64,
+    /// The region is a partitioned disk (illumos "labeled").
+    labeled: bool,
 }
 
 /// How a mapping's I/O reaches its backing file.
@@ -319,6 +324,7 @@ impl Control {
         let capacity = io.capacity(capacity);
         let read_only = !file.writable();
         let identity = file.identity();
+        let labeled = li.li_flags & uapi::LOFI_FLAG_LABELED != 0;
         let mut filename = KVec::with_capacity(path.to_bytes().len(), GFP_KERNEL)?;
         filename.extend_from_slice(path.to_bytes(), GFP_KERNEL)?;
 
@@ -329,6 +335,7 @@ impl Control {
             sizelimit: options.sizelimit,
             block: options.region_block(),
             sectors: capacity,
+            labeled,
         };
         match self.build(n, file, region, io, read_only, identity, filename, li, arg) {
             Ok((dev, devt)) => {
@@ -387,6 +394,7 @@ impl Control {
             offset: region.offset,
             sizelimit: region.sizelimit,
             region_block: region.block,
+            labeled: region.labeled,
             read_only,
             identity,
             filename,
@@ -403,6 +411,7 @@ impl Control {
             name: &name,
             capacity_sectors: region.sectors,
             read_only,
+            partitions: region.labeled,
             write_cache,
             logical_block_size: io.logical_block_size,
             dma_alignment: io.dma_alignment,

@@ -106,6 +106,7 @@ pub(crate) struct DeviceConfig {
     pub(crate) offset: u64,
     pub(crate) sizelimit: u64,
     pub(crate) region_block: u32,
+    pub(crate) labeled: bool,
     pub(crate) read_only: bool,
     pub(crate) identity: Identity,
     pub(crate) filename: KVec<u8>,
@@ -157,6 +158,9 @@ pub(crate) struct Device {
     /// The block size the region is measured in: the one asked for at map
     /// time, or 512 (the logical block size may be larger, for direct I/O).
     region_block: u32,
+    /// The disk may have partitions (illumos "labeled"): its partition
+    /// table is read at map time and on `BLKRRPART`.
+    pub(crate) labeled: bool,
     /// The disk refuses writes.
     pub(crate) read_only: bool,
     /// Served with direct, asynchronous I/O on the backing file.
@@ -225,6 +229,7 @@ impl Device {
                 offset: config.offset,
                 sizelimit: Atomic::new(config.sizelimit),
                 region_block: config.region_block,
+                labeled: config.labeled,
                 read_only: config.read_only,
                 direct: config.direct,
                 logical_block_size: config.logical_block_size,
@@ -703,10 +708,6 @@ impl DiskOps for LofiDisk {
         }
     }
 
-    fn devnode(dev: &Device) -> Option<u32> {
-        Some(dev.number)
-    }
-
     fn show_attribute(dev: &Device, index: usize, out: &mut SysfsText<'_>) -> fmt::Result {
         let Some(&name) = SYSFS_ATTRIBUTES.get(index) else {
             return Ok(());
@@ -719,8 +720,7 @@ impl DiskOps for LofiDisk {
             b"offset" => writeln!(out, "{}", dev.offset),
             b"sizelimit" => writeln!(out, "{}", dev.sizelimit()),
             b"readonly" => writeln!(out, "{}", u8::from(dev.read_only)),
-            // Labeled (partitioned) mappings do not exist yet.
-            b"labeled" => writeln!(out, "0"),
+            b"labeled" => writeln!(out, "{}", u8::from(dev.labeled)),
             b"dio" => writeln!(out, "{}", u8::from(dev.direct)),
             b"sector_size" => writeln!(out, "{}", dev.logical_block_size),
             b"state" => {

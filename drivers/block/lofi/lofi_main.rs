@@ -4,7 +4,7 @@
 //!
 //! Exposes regular files (and block devices) as block devices, after the
 //! illumos lofi driver. `/dev/lofictl` takes mapping commands; each mapping
-//! becomes a disk `/dev/lofi/N`.
+//! becomes a disk `lofiN` (`/dev/lofiN`; labeled ones have partitions).
 //!
 //! See Documentation/admin-guide/blockdev/lofi.rst and
 //! Documentation/userspace-api/lofi.rst.

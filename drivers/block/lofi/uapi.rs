@@ -88,8 +88,10 @@ pub(crate) const LOFI_DKIO_DEV_GONE: u32 = 0x3;
 
 /// `LOFI_FLAG_DIRECT_IO`: serve the mapping with direct I/O.
 pub(crate) const LOFI_FLAG_DIRECT_IO: u32 = 0x1;
+/// `LOFI_FLAG_LABELED`: the disk may have partitions (illumos "labeled").
+pub(crate) const LOFI_FLAG_LABELED: u32 = 0x2;
 /// `LOFI_FLAGS_KNOWN`: the `li_flags` bits this driver implements.
-pub(crate) const LOFI_FLAGS_KNOWN: u32 = 0x1;
+pub(crate) const LOFI_FLAGS_KNOWN: u32 = 0x3;
 /// `LOFI_BLOCK_SIZE_DEFAULT`.
 pub(crate) const LOFI_BLOCK_SIZE_DEFAULT: u32 = 512;
 

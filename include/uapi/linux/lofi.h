@@ -3,7 +3,7 @@
  * lofi: loopback file driver, user-space interface.
  *
  * The control device /dev/lofictl maps files (and block devices) to block
- * devices /dev/lofi/N, N = 1 .. the module parameter lofi_max_files. The
+ * devices lofiN, N = 1 .. the module parameter lofi_max_files. The
  * commands and struct lofi_ioctl follow the illumos lofi driver's ABI,
  * with Linux path sizes and ioctl encoding.
  *
@@ -27,7 +27,14 @@
 #include <linux/limits.h>
 #include <linux/types.h>
 
-/* Node names: /dev/lofictl and /dev/lofi/N (sysfs and diskstats: lofiN). */
+/*
+ * Node names: /dev/lofictl, and the disk of mapping N is lofiN (sysfs,
+ * diskstats and its devtmpfs node /dev/lofiN), partition M of a labeled
+ * one lofiNpM (/dev/lofiNpM). The illumos layout /dev/lofi/N and
+ * /dev/lofi/NpM is a set of links to those nodes, made by udev's rule
+ * 60-lofi.rules or by lofiadm (the kernel's one node per device number
+ * cannot carry both names).
+ */
 #define LOFI_CTL_NAME		"lofictl"
 #define LOFI_BLOCK_DIR		"lofi"
 
@@ -36,7 +43,7 @@
 
 /* Size of li_filename: a path of up to PATH_MAX - 1 bytes and its NUL. */
 #define LOFI_PATH_LEN		PATH_MAX
-/* Size of li_devpath: "/dev/lofi/65536" and room for partition suffixes. */
+/* Size of li_devpath: "/dev/lofi65536" and room for partition suffixes. */
 #define LOFI_DEVPATH_LEN	64
 /* Size of li_algorithm (reserved for compressed images). */
 #define LOFI_ALGORITHM_LEN	36
@@ -56,10 +63,14 @@
  * mapping is made with buffered I/O and the flag is clear on return (the
  * kernel log says why).
  *
- * Planned: partition scanning (illumos "labeled").
+ * LOFI_FLAG_LABELED: a labeled mapping (illumos lofiadm -l), a disk with
+ * partitions: its partition table (MBR, GPT, ...) is read when it is
+ * mapped and again on BLKRRPART, and BLKPG may add or remove partitions.
+ * Without it the disk is never scanned (BLKRRPART and BLKPG are EINVAL).
  */
 #define LOFI_FLAG_DIRECT_IO	(1u << 0)
-#define LOFI_FLAGS_KNOWN	LOFI_FLAG_DIRECT_IO
+#define LOFI_FLAG_LABELED	(1u << 1)
+#define LOFI_FLAGS_KNOWN	(LOFI_FLAG_DIRECT_IO | LOFI_FLAG_LABELED)
 
 /* The logical block size a mapping has when li_block_size is 0. */
 #define LOFI_BLOCK_SIZE_DEFAULT	512
@@ -97,7 +108,7 @@ struct lofi_ioctl {
 	__aligned_u64	li_sizelimit;
 	/* Backing file: absolute path, NUL-terminated. In or out by command. */
 	char	li_filename[LOFI_PATH_LEN];
-	/* Out: the mapping's device node, e.g. "/dev/lofi/1". */
+	/* Out: the mapping's device node, e.g. "/dev/lofi1". */
 	char	li_devpath[LOFI_DEVPATH_LEN];
 	/* Reserved for compressed images: must be empty ("") on map. */
 	char	li_algorithm[LOFI_ALGORITHM_LEN];
@@ -130,7 +141,7 @@ struct lofi_ioctl {
 #define LOFI_SET_CAPACITY	_IOWR(LOFI_IOC_MAGIC, 9, struct lofi_ioctl)
 
 /*
- * Block device ioctl on /dev/lofi/N: pass the state the caller last saw;
+ * Block device ioctl on /dev/lofiN: pass the state the caller last saw;
  * the call blocks until the device's state differs from it (EINTR on a
  * signal) and returns the current state in the same integer.
  */

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * lofi_abi_test: the user-space contract of /dev/lofictl and /dev/lofi/N,
+ * lofi_abi_test: the user-space contract of /dev/lofictl and /dev/lofiN,
  * case by case: every errno of the driver contract, the success paths,
- * li_cleanup, the map fields (li_flags: LOFI_FLAG_DIRECT_IO, the rest
+ * li_cleanup, the map fields (li_flags: LOFI_FLAG_DIRECT_IO and
+ * LOFI_FLAG_LABELED with its partitions, the rest
  * reserved for extensions like li_block_size, li_offset, li_sizelimit),
  * forced unmap with LOFI_DKIOCSTATE, EINTR and HDIO_GETGEO.
  *
@@ -52,6 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/blkpg.h>
 #include <linux/fs.h>
 #include <linux/hdreg.h>
 #include <linux/lofi.h>
@@ -190,7 +192,7 @@ static path_t devpath_of(int n)
 {
 	path_t r;
 
-	snprintf(r.p, sizeof(r.p), "/dev/lofi/%d", n);
+	snprintf(r.p, sizeof(r.p), LOFI_DEV_FMT, (unsigned)n);
 	return r;
 }
 
@@ -926,8 +928,9 @@ struct map_field_case {
 };
 
 static const struct map_field_case bad_map_fields[] = {
-	{ "li_flags bit 1", 1u << 1, 0, 0, 0 },
-	{ "li_flags LOFI_FLAG_DIRECT_IO and bit 1", LOFI_FLAG_DIRECT_IO | 1u << 1, 0, 0, 0 },
+	{ "li_flags bit 2", 1u << 2, 0, 0, 0 },
+	{ "li_flags LOFI_FLAG_DIRECT_IO and bit 2", LOFI_FLAG_DIRECT_IO | 1u << 2, 0, 0, 0 },
+	{ "li_flags LOFI_FLAG_LABELED and bit 31", LOFI_FLAG_LABELED | 1u << 31, 0, 0, 0 },
 	{ "li_flags LOFI_FLAG_DIRECT_IO and bit 31", LOFI_FLAG_DIRECT_IO | 1u << 31, 0, 0, 0 },
 	{ "li_flags bit 31", 1u << 31, 0, 0, 0 },
 	{ "li_flags all bits", 0xffffffffu, 0, 0, 0 },
@@ -3013,6 +3016,221 @@ struct test_case {
 	int small_max; /* run by default only when lofi_max_files <= 16 */
 };
 
+/* Partition M of N: /dev/lofiNpM. */
+static path_t partpath_of(int n, int m)
+{
+	path_t r;
+
+	snprintf(r.p, sizeof(r.p), LOFI_PART_FMT, (unsigned)n, (unsigned)m);
+	return r;
+}
+
+/* Whether /sys/block/lofiN/lofiNpM has START and SIZE (sectors). */
+static int part_is(int n, int m, long long start, long long size)
+{
+	char p[96];
+	long long v1 = -1, v2 = -1;
+
+	snprintf(p, sizeof(p), "/sys/block/lofi%d/lofi%dp%d/start", n, n, m);
+	read_sysfs_ll(p, &v1);
+	snprintf(p, sizeof(p), "/sys/block/lofi%d/lofi%dp%d/size", n, n, m);
+	read_sysfs_ll(p, &v2);
+	return v1 == start && v2 == size;
+}
+
+/* Whether the disk lofiN has a partition M in sysfs. */
+static int part_in_sysfs(int n, int m)
+{
+	char p[96];
+
+	snprintf(p, sizeof(p), "/sys/block/lofi%d/lofi%dp%d", n, n, m);
+	return access(p, F_OK) == 0;
+}
+
+/*
+ * BLKPG OP (BLKPG_ADD_PARTITION, BLKPG_DEL_PARTITION) of partition PNO;
+ * 0 or an errno. EBUSY is retried for a few seconds: udev may have the
+ * partition open, probing it.
+ */
+static int blkpg(int fd, int op, int pno, long long start, long long length)
+{
+	struct blkpg_partition part = { .start = start, .length = length, .pno = pno };
+	struct blkpg_ioctl_arg arg = { .op = op, .datalen = sizeof(part), .data = &part };
+	double end = now() + 5;
+
+	while (ioctl(fd, BLKPG, &arg) < 0) {
+		if (errno != EBUSY || now() > end)
+			return errno;
+		msleep(50);
+	}
+	return 0;
+}
+
+/*
+ * LOFI_FLAG_LABELED: a file with an MBR of two partitions (1 MiB at 1 MiB,
+ * 1 MiB at 2 MiB), mapped labeled, has lofiNp1 and lofiNp2 with the
+ * table's start and size; the flag comes back from the map and
+ * GET_FILENAME and sysfs says labeled 1; a partition reads the file's
+ * bytes at its offset and cannot itself be mapped (EINVAL, a lofi device).
+ * BLKRRPART is EBUSY while a partition is open and re-reads a table
+ * rewritten through the disk (a third partition); BLKPG deletes and adds
+ * partitions (as partx does). A plain unmap while p1 is open is EBUSY; a
+ * forced one fails p1's I/O with EIO, and the disk and its partitions go
+ * with the last close. Unlabeled, the same file has no partitions, and
+ * BLKRRPART and BLKPG are EINVAL.
+ */
+static void c_labeled(void)
+{
+	static const struct lofi_mbr_part two[] = { { 2048, 2048 }, { 4096, 2048 } };
+	static const struct lofi_mbr_part three[] = { { 2048, 2048 }, { 4096, 2048 }, { 6144, 1024 } };
+	unsigned char mbr[512];
+	struct lofi_ioctl li;
+	path_t a = sp("a"), dev, p1, p2, p3;
+	uint64_t got = 0;
+	long long lab = -1;
+	int n, dfd = -1, pfd = -1, fd, err;
+	char sys[96];
+
+	if (make_numbered_file(a.p, 4 * MiB))
+		return;
+	lofi_mbr(mbr, two, 2);
+	fd = open(a.p, O_WRONLY);
+	if (fd < 0 || pwrite(fd, mbr, sizeof(mbr), 0) != (ssize_t)sizeof(mbr)) {
+		failf("setup: write the MBR of %s: %s", a.p, ename(errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	close(fd);
+
+	li_init(&li, a.p);
+	li.li_flags = LOFI_FLAG_LABELED;
+	n = (int)xioctl("labeled MAP_FILE", ctlfd, LOFI_MAP_FILE, &li, 0);
+	if (n <= 0)
+		return;
+	CHECK(li.li_flags == LOFI_FLAG_LABELED, "labeled MAP_FILE: li_flags %#x, want LOFI_FLAG_LABELED",
+	      li.li_flags);
+	dev = devpath_of(n);
+	p1 = partpath_of(n, 1);
+	p2 = partpath_of(n, 2);
+	p3 = partpath_of(n, 3);
+	CHECK(strcmp(li.li_devpath, dev.p) == 0, "labeled MAP_FILE: li_devpath '%.64s', want '%s'",
+	      li.li_devpath, dev.p);
+	CHECK(wait_node(p1.p, 1, 10) && wait_node(p2.p, 1, 10), "%s or %s did not appear", p1.p, p2.p);
+	CHECK(part_is(n, 1, 2048, 2048) && part_is(n, 2, 4096, 2048),
+	      "the partitions in sysfs are not the table's (1 MiB at 1 MiB, 1 MiB at 2 MiB)");
+	CHECK(!part_in_sysfs(n, 3), "a third partition that the table does not have");
+	li_init(&li, NULL);
+	li.li_minor = (uint32_t)n;
+	if (xioctl("GET_FILENAME of the labeled mapping", ctlro, LOFI_GET_FILENAME, &li, 0) == 0)
+		CHECK(li.li_flags == LOFI_FLAG_LABELED, "GET_FILENAME: li_flags %#x, want LOFI_FLAG_LABELED",
+		      li.li_flags);
+	snprintf(sys, sizeof(sys), "/sys/block/lofi%d/lofi/labeled", n);
+	CHECK(read_sysfs_ll(sys, &lab) == 0 && lab == 1, "%s: %lld, want 1", sys, lab);
+
+	/* A partition is a lofi device: not mapped. */
+	li_init(&li, p1.p);
+	xioctl("MAP_FILE of /dev/lofiNp1", ctlfd, LOFI_MAP_FILE, &li, EINVAL);
+
+	pfd = open(p1.p, O_RDONLY);
+	if (!expect_errno("open /dev/lofiNp1", pfd, errno, 0))
+		goto out;
+	CHECK(pread(pfd, &got, 8, 4096) == 8 && got == MiB + 4096,
+	      "word 4096 of p1: %#" PRIx64 ", want %#llx (the file's at 1 MiB + 4096)", got, MiB + 4096);
+	dfd = open(dev.p, O_RDWR);
+	if (!expect_errno("open /dev/lofiN", dfd, errno, 0))
+		goto out;
+	xioctl("BLKRRPART with p1 open", dfd, BLKRRPART, NULL, EBUSY);
+	err = unmap_raw(ctlfd, n, 0, 0, NULL);
+	expect_errno("plain UNMAP_FILE_MINOR with p1 open", err ? -1 : 0, err, EBUSY);
+	close(pfd);
+	pfd = -1;
+
+	/* A third partition, written through the disk, re-read. */
+	lofi_mbr(mbr, three, 3);
+	if (pwrite(dfd, mbr, sizeof(mbr), 0) != (ssize_t)sizeof(mbr) || fsync(dfd) < 0)
+		failf("write the new MBR through %s: %s", dev.p, ename(errno));
+	/* udev may have a partition open for a moment (probing, or its own
+	 * re-read after the write): EBUSY, retried. */
+	{
+		double end = now() + 10;
+		int r;
+
+		while ((r = ioctl(dfd, BLKRRPART, 0)) < 0 && errno == EBUSY && now() < end)
+			msleep(50);
+		expect_errno("BLKRRPART of the new table", r, r < 0 ? errno : 0, 0);
+	}
+	CHECK(wait_node(p3.p, 1, 10), "%s did not appear after the re-read", p3.p);
+	CHECK(part_is(n, 3, 6144, 1024), "p3 in sysfs is not the new table's (512 KiB at 3 MiB)");
+	/* BLKPG, as partx uses it: p3 deleted and added again. */
+	err = blkpg(dfd, BLKPG_DEL_PARTITION, 3, 0, 0);
+	if (expect_errno("BLKPG_DEL_PARTITION 3", err ? -1 : 0, err, 0))
+		CHECK(wait_node(p3.p, 0, 10), "%s still exists after BLKPG_DEL_PARTITION", p3.p);
+	err = blkpg(dfd, BLKPG_ADD_PARTITION, 3, 6144LL * 512, 1024LL * 512);
+	if (expect_errno("BLKPG_ADD_PARTITION 3", err ? -1 : 0, err, 0))
+		CHECK(wait_node(p3.p, 1, 10) && part_is(n, 3, 6144, 1024),
+		      "%s is not back after BLKPG_ADD_PARTITION", p3.p);
+
+	/* Forced unmap with p1 open: its I/O fails, everything goes at the
+	 * last close. */
+	close(dfd);
+	dfd = -1;
+	pfd = open(p1.p, O_RDONLY | O_DIRECT);
+	if (!expect_errno("open /dev/lofiNp1 O_DIRECT", pfd, errno, 0))
+		goto out;
+	li_init(&li, NULL);
+	li.li_minor = (uint32_t)n;
+	li.li_force = 1;
+	if (xioctl("forced UNMAP_FILE_MINOR with p1 open", ctlfd, LOFI_UNMAP_FILE_MINOR, &li, 0) == 0) {
+		void *buf = NULL;
+
+		if (posix_memalign(&buf, 4096, 4096) == 0) {
+			ssize_t r = pread(pfd, buf, 4096, 0);
+
+			CHECK(r < 0 && errno == EIO, "read of p1 after the forced unmap: %zd (%s), want EIO", r,
+			      r < 0 ? ename(errno) : "data");
+			free(buf);
+		}
+		fd = open(p2.p, O_RDONLY);
+		CHECK(fd < 0 && (errno == ENXIO || errno == ENOENT),
+		      "open of p2 after the forced unmap: %s, want ENXIO or ENOENT", fd < 0 ? ename(errno) : "success");
+		if (fd >= 0)
+			close(fd);
+		close(pfd);
+		pfd = -1;
+		CHECK(wait_disk(n, 0, 10), "/sys/block/lofi%d still exists 10 s after the last close", n);
+		CHECK(wait_node(dev.p, 0, 10) && wait_node(p1.p, 0, 10) && wait_node(p3.p, 0, 10),
+		      "a node of N=%d is left after the last close", n);
+		n = 0;
+	}
+
+	/* Unlabeled: no partitions, no re-read, no BLKPG. */
+	if (n == 0) {
+		n = map_ok("unlabeled MAP_FILE", a.p, 0, &li);
+		if (!n)
+			goto out;
+		dev = devpath_of(n);
+		p1 = partpath_of(n, 1);
+		CHECK(!part_in_sysfs(n, 1) && access(p1.p, F_OK) < 0, "an unlabeled mapping has %s", p1.p);
+		snprintf(sys, sizeof(sys), "/sys/block/lofi%d/lofi/labeled", n);
+		CHECK(read_sysfs_ll(sys, &lab) == 0 && lab == 0, "%s: %lld, want 0", sys, lab);
+		dfd = open(dev.p, O_RDONLY);
+		if (expect_errno("open the unlabeled /dev/lofiN", dfd, errno, 0)) {
+			xioctl("BLKRRPART of an unlabeled mapping", dfd, BLKRRPART, NULL, EINVAL);
+			err = blkpg(dfd, BLKPG_ADD_PARTITION, 1, MiB, MiB);
+			expect_errno("BLKPG_ADD_PARTITION on an unlabeled mapping", err ? -1 : 0, err, EINVAL);
+			CHECK(!part_in_sysfs(n, 1), "an unlabeled mapping got a partition");
+		}
+	}
+out:
+	if (pfd >= 0)
+		close(pfd);
+	if (dfd >= 0)
+		close(dfd);
+	if (n > 0)
+		unmap_ok("unmap", n);
+}
+
 static const struct test_case cases[] = {
 	{ "enotty_unknown", c_enotty_unknown, 0 },
 	{ "enotty_bad_encoding", c_enotty_bad_encoding, 0 },
@@ -3024,6 +3242,7 @@ static const struct test_case cases[] = {
 	{ "map_fields_ignored", c_map_fields_ignored, 0 },
 	{ "direct_io", c_direct_io, 0 },
 	{ "map_regions", c_map_regions, 0 },
+	{ "labeled", c_labeled, 0 },
 	{ "set_capacity", c_set_capacity, 0 },
 	{ "set_capacity_blocks", c_set_capacity_blocks, 0 },
 	{ "einval_filename", c_einval_filename, 0 },

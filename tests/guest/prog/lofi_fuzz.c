@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * lofi_fuzz: hostile ioctl input for /dev/lofictl and /dev/lofi/N, the
+ * lofi_fuzz: hostile ioctl input for /dev/lofictl and /dev/lofiN, the
  * program of the guest test ioctl-fuzz.sh (reliability scenario "Hostile
  * ioctl input").
  *
@@ -49,7 +49,8 @@
  *    buffered, as above) or LOFI_FLAG_DIRECT_IO (granted: the block size
  *    asked for, or for 0 one of 512 .. 4096, a power of two); the
  *    queries, BLKSSZGET and BLKGETSIZE64 of its disk then report the same
- *    (the region, in whole blocks);
+ *    (the region, in whole blocks); a map that asked for LOFI_FLAG_LABELED
+ *    (one in five) gets it, and it is in the flags the queries return;
  *  - LOFI_SET_CAPACITY of a read-write mapping (EROFS for a read-only
  *    one): the file measured again, the region
  *    from the map's offset with the new li_sizelimit (a multiple of the
@@ -66,12 +67,14 @@
  *    size (the size of the structure before the map fields, 8304, too) or
  *    direction, the reserved LOFI_CHECK_COMPRESSED,
  *    LOFI_DKIOCSTATE: all ENOTTY;
- *  - on /dev/lofi/N, held open O_RDONLY by the fuzzer: LOFI_DKIOCSTATE with
+ *  - on /dev/lofiN, held open O_RDONLY by the fuzzer: LOFI_DKIOCSTATE with
  *    a state other than the current one (returns the current one at once),
  *    with the current one under an interval timer (EINTR), with bad
  *    pointers (EFAULT); HDIO_GETGEO (the documented fake geometry; NULL
  *    EINVAL, bad pointers EFAULT); BLKGETSIZE64, BLKSSZGET, BLKPBSZGET,
- *    BLKROGET (values; bad pointers EFAULT); the control commands and
+ *    BLKROGET (values; bad pointers EFAULT); BLKRRPART (labeled: 0, or
+ *    EBUSY while udev has a partition open; unlabeled: EINVAL; gone:
+ *    ENXIO or EIO); the control commands and
  *    random command numbers (ENOTTY; see blk_random_cmd() for which
  *    numbers are never sent and why);
  *  - BLKDISCARD, BLKZEROOUT and BLKSECDISCARD through a write open of a
@@ -104,9 +107,13 @@
  * LOFI_GET_MINOR resolves them from DIR), a directory with and without a
  * trailing slash, an image with a trailing slash or below it (ENOTDIR),
  * a FIFO, a socket, a character device node (/dev/null's numbers),
- * /dev/null and /dev/lofictl (EINVAL), a lofi device: /dev/lofi/MAX, a
- * symbolic link to it and a block device node with its numbers made in DIR
- * (EINVAL: lofi refuses to map its own devices; ENXIO once gone),
+ * /dev/null and /dev/lofictl (EINVAL), a lofi device: /dev/lofiMAX, a
+ * symbolic link to it, a block device node with its numbers made in DIR
+ * and its partition /dev/lofiMAXp1 (MAX is the labeled mapping of
+ * anchor.img, whose MBR has two partitions) (EINVAL: lofi refuses to map
+ * its own devices; ENXIO once gone, the partition opened first; ENOENT
+ * for the partition when a re-read of the disk removed its node just
+ * before the call),
  * nonexistent names, a dangling and a looping symbolic link.
  *
  * Mappings: the model holds, for every N, free / mapped (name, read-only,
@@ -118,7 +125,7 @@
  * usually name a device.
  *
  * udev: a new disk, or one closed after being written (lofi opens
- * /dev/lofi/N read-write to check it when asked to map it), is opened by
+ * /dev/lofiN read-write to check it when asked to map it), is opened by
  * udev for a moment. A plain unmap of a device the fuzzer does not hold
  * may therefore fail with EBUSY: allowed, counted (ebusy=) and retried by
  * later calls. A forced or detach-at-last-close unmap of such a device
@@ -132,14 +139,19 @@
  *
  * At the end the fuzzer closes everything it holds, checks the model once
  * more, writes it to DIR/model.list in the format of `lofi_map list`
- * ("N /dev/lofi/N ro|rw FILENAME" for every mapping), clears the immutable
+ * ("N /dev/lofiN ro|rw FILENAME" for every mapping), clears the immutable
  * flag of its fixture and prints a last line
  *   RESULT calls=N unexpected=N maps=N unmaps=N ebusy=N udev-waits=N
  *          udev-held=N gone-pairs=N mappings=N direct-asked=N
- *          direct-granted=N zeroed=N resizes=N seed=S errnos=EINVAL:n,...
+ *          direct-granted=N zeroed=N resizes=N labeled=N rereads=N
+ *          reread-ebusy=N vanished=N seed=S errnos=EINVAL:n,...
  * (maps, unmaps and resizes: successful ones; mappings: those left, in model.list;
  * direct-asked: successful maps that asked for LOFI_FLAG_DIRECT_IO,
- * direct-granted: those that got it).
+ * direct-granted: those that got it; labeled: successful maps that asked
+ * for LOFI_FLAG_LABELED; rereads and reread-ebusy: BLKRRPART on held
+ * labeled mappings that re-read the table or were refused while a
+ * partition was open; vanished: maps of a partition node that a re-read
+ * removed before the call looked it up).
  * Exit status 0 iff nothing unexpected happened and the model matched; 1
  * otherwise; 2 on a usage or setup error.
  *
@@ -181,7 +193,7 @@
 #define LI_OLD_SIZE 8304	/* struct lofi_ioctl before the map fields */
 #define MAX_PRINTED 20
 #define MAX_LIVE 8		/* live mappings kept at most (then unmap one) */
-#define MAX_HELD 3		/* /dev/lofi/N descriptors held at once */
+#define MAX_HELD 3		/* /dev/lofiN descriptors held at once */
 #define CHECK_EVERY 2000	/* calls between two full model checks */
 #define PAIR_EVERY 10000	/* calls between two gone pair episodes */
 
@@ -195,6 +207,10 @@ enum { C_MAP, C_MAP_MINOR, C_UNMAP, C_UNMAP_MINOR, C_GET_FILENAME, C_GET_MINOR, 
 static unsigned long long seed;
 static long long calls, unexpected, maps, unmaps, ebusy, udev_waits, skipped, opens;
 static long long direct_asked, direct_granted, resizes;
+/* Successful maps that asked for LOFI_FLAG_LABELED; BLKRRPART calls that
+ * re-read a table (0), were refused for an open partition (EBUSY); maps
+ * of a partition node that a re-read had just removed. */
+static long long labeled_maps, rereads, reread_busy, vanished;
 static long long ok_calls, errcounts[256];
 static int printed, trace;
 static int no_resync;		/* probe_removing(): the device goes meanwhile */
@@ -423,7 +439,7 @@ struct slot {
 	uint64_t sizelimit;
 	uint64_t sectors;	/* the disk's capacity */
 	uint32_t rblock;	/* the block size the region is measured in (0: unknown) */
-	int held;		/* descriptors of /dev/lofi/N the fuzzer holds */
+	int held;		/* descriptors of /dev/lofiN the fuzzer holds */
 };
 
 static struct slot *slots;	/* 1 .. maxn */
@@ -510,7 +526,7 @@ static dev_t node_devt(unsigned n)
 	char p[64];
 	struct stat st;
 
-	snprintf(p, sizeof(p), "/dev/lofi/%u", n);
+	snprintf(p, sizeof(p), LOFI_DEV_FMT, n);
 	if (stat(p, &st) == 0 && S_ISBLK(st.st_mode))
 		return st.st_rdev;
 	return 0;
@@ -791,6 +807,24 @@ static void make_image(const char *base, off_t size)
 	close(fd);
 }
 
+/*
+ * An MBR of two partitions in the image BASE (64 KiB at least): p1 is
+ * sectors 8 to 63, p2 64 to 127. Mapped labeled, the image has the
+ * partitions lofiNp1 and lofiNp2.
+ */
+static void write_mbr(const char *base)
+{
+	static const struct lofi_mbr_part parts[] = { { 8, 56 }, { 64, 64 } };
+	const char *p = dpath(base);
+	unsigned char mbr[512];
+	int fd = open(p, O_WRONLY | O_CLOEXEC);
+
+	lofi_mbr(mbr, parts, 2);
+	if (fd < 0 || pwrite(fd, mbr, sizeof(mbr), 0) != (ssize_t)sizeof(mbr))
+		die("write the MBR of %s: %s", p, strerror(errno));
+	close(fd);
+}
+
 static void clear_immutable(void)
 {
 	int fd, flags;
@@ -825,6 +859,7 @@ static void setup_fixtures(void)
 	make_image("img4", 512);		/* smaller than a cylinder */
 	make_image("fill.img", 64 << 10);
 	make_image("anchor.img", 64 << 10);
+	write_mbr("anchor.img");
 	make_image("imm.img", 64 << 10);
 	make_image("probe.img", 4096);		/* number_free() */
 	snprintf(probe_name, sizeof(probe_name), "%s", dpath("probe.img"));
@@ -856,7 +891,7 @@ static void setup_fixtures(void)
 	    symlink(dpath("loop2"), dpath("loop1")) || symlink(dpath("loop1"), dpath("loop2")) ||
 	    symlink(dir, dpath("dlink")))
 		die("symlink: %s", strerror(errno));
-	snprintf(tmp, sizeof(tmp), "/dev/lofi/%u", maxn);
+	snprintf(tmp, sizeof(tmp), LOFI_DEV_FMT, maxn);
 	if (symlink(tmp, dpath("symlofi")))
 		die("symlink: %s", strerror(errno));
 	unlink(dpath("fifo"));
@@ -923,11 +958,15 @@ static void setup_fixtures(void)
 	add_name("chr (1:3)", dpath("chr"), 0);
 	add_name("/dev/null", "/dev/null", 0);
 	add_name("/dev/lofictl", CTL_PATH, 0);
-	snprintf(tmp, sizeof(tmp), "/dev/lofi/%u", maxn);
-	add_name("/dev/lofi/MAX", tmp, 0);
-	add_name("/dev/lofi/1", "/dev/lofi/1", 0);
-	add_name("symlink to /dev/lofi/MAX", dpath("symlofi"), 0);
-	add_name("blk node (dev_t of /dev/lofi/MAX at start)", dpath("blk"), 0);
+	snprintf(tmp, sizeof(tmp), LOFI_DEV_FMT, maxn);
+	add_name("/dev/lofiMAX", tmp, 0);
+	add_name("/dev/lofi1", "/dev/lofi1", 0);
+	/* A partition node: there while MAX is the labeled mapping of
+	 * anchor.img (maintain()). */
+	snprintf(tmp, sizeof(tmp), LOFI_PART_FMT, maxn, 1u);
+	add_name("/dev/lofiMAXp1", tmp, 0);
+	add_name("symlink to /dev/lofiMAX", dpath("symlofi"), 0);
+	add_name("blk node (dev_t of /dev/lofiMAX at start)", dpath("blk"), 0);
 	add_name("nonexistent", dpath("nothing"), 0);
 	add_name("dangling symlink", dpath("dangling"), 0);
 	add_name("symlink loop", dpath("loop1"), 0);
@@ -936,7 +975,7 @@ static void setup_fixtures(void)
 	add_name("relative ../", "..", 0);
 	add_name("empty name", "", 0);
 	add_name("/", "/", 0);
-	add_name("/dev/lofi", "/dev/lofi", 0);
+	add_name("/dev/", "/dev/", 0);
 	longcomp[0] = '/';
 	memset(longcomp + 1, 'c', 300);
 	add_name("/ccc... (300-byte component)", longcomp, 0);
@@ -953,7 +992,7 @@ static void setup_fixtures(void)
 	add_name_raw("DIR/img0 then no NUL", unterm2, PATH_MAX, 0);
 }
 
-/* The block device node in DIR, with the dev_t of /dev/lofi/MAX now. */
+/* The block device node in DIR, with the dev_t of /dev/lofiMAX now. */
 static void make_blk_node(void)
 {
 	dev_t d = node_devt(maxn);
@@ -962,7 +1001,7 @@ static void make_blk_node(void)
 	if (d && mknod(dpath("blk"), S_IFBLK | 0600, d))
 		die("mknod blk: %s", strerror(errno));
 	if (!d)
-		printf("note: /dev/lofi/%u missing at start: no block device node fixture\n", maxn);
+		printf("note: /dev/lofi%u missing at start: no block device node fixture\n", maxn);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -974,6 +1013,8 @@ struct expect {
 	int skip;		/* cannot be predicted: not sent */
 	int err;		/* 0: success */
 	int ebusy_ok;		/* EBUSY acceptable too (udev may hold the device) */
+	int vanish_ok;		/* ENOENT acceptable too: a partition node that a
+				 * re-read of its disk removed */
 	int effect;
 	unsigned n;		/* the N of a success (or of the effect) */
 	int ro;			/* li_readonly of a success */
@@ -1021,6 +1062,32 @@ static unsigned model_devt(dev_t d)
 		if (slots[n].state != S_FREE && slots[n].devt == d)
 			return n;
 	return 0;
+}
+
+/*
+ * The N of the lofi disk whose partition D is (its sysfs directory has a
+ * "partition" file and lies in the disk's directory lofiN), or 0.
+ */
+static unsigned lofi_partition(dev_t d)
+{
+	char p[64], target[PATH_MAX];
+	const char *parent;
+	unsigned n;
+	ssize_t len;
+
+	snprintf(p, sizeof(p), "/sys/dev/block/%u:%u", major(d), minor(d));
+	len = readlink(p, target, sizeof(target) - 1);
+	if (len <= 0)
+		return 0;
+	target[len] = 0;
+	snprintf(p + strlen(p), sizeof(p) - strlen(p), "/partition");
+	if (access(p, F_OK))
+		return 0;
+	/* .../block/lofiN/lofiNpM */
+	parent = strstr(target, "/block/lofi");
+	if (!parent || !strchr(parent + 7, '/') || sscanf(parent, "/block/lofi%u/", &n) != 1)
+		return 0;
+	return n;
 }
 
 static int valid_block_size(uint32_t bs)
@@ -1090,6 +1157,17 @@ static void predict_map(const struct lofi_ioctl *li, int by_minor, int ptr, stru
 		n = model_devt(st.st_rdev);
 		if (n)
 			return want(e, EINVAL, "a lofi device (mapped or gone)");
+		n = lofi_partition(st.st_rdev);
+		if (n) {
+			/* Its node goes away while a re-read of the disk
+			 * (udev's, after a write) drops the partitions. */
+			e->vanish_ok = 1;
+			/* Recognised once opened: the open of a gone disk's
+			 * partition fails first. */
+			if (n <= maxn && slots[n].state == S_GONE)
+				return want(e, ENXIO, "a partition of a gone lofi device");
+			return want(e, EINVAL, "a partition of a lofi device");
+		}
 		snprintf(p, sizeof(p), "/sys/dev/block/%u:%u", major(st.st_rdev), minor(st.st_rdev));
 		if (access(p, F_OK) == 0) {
 			e->skip = 1;	/* some other disk: not ours to map */
@@ -1264,17 +1342,20 @@ static int reserved_set(const struct lofi_ioctl *li)
  * offset and size limit; li_flags 0 and the block size asked for (512 for
  * 0), or, if IN asked for direct I/O and got it, LOFI_FLAG_DIRECT_IO and
  * the block size asked for, or for 0 one of 512 .. 4096 (the backing
- * file's direct-I/O alignment).
+ * file's direct-I/O alignment); LOFI_FLAG_LABELED as IN asked.
  */
 static int map_fields_ok(const struct lofi_ioctl *in, const struct lofi_ioctl *out)
 {
-	uint32_t bs = out->li_block_size;
+	uint32_t bs = out->li_block_size, flags = out->li_flags & ~LOFI_FLAG_LABELED;
 
 	if (out->li_offset != in->li_offset || out->li_sizelimit != in->li_sizelimit)
 		return 0;
-	if (out->li_flags == 0)
+	/* LOFI_FLAG_LABELED: granted whenever asked for. */
+	if ((out->li_flags & LOFI_FLAG_LABELED) != (in->li_flags & LOFI_FLAG_LABELED))
+		return 0;
+	if (flags == 0)
 		return bs == asked_block(in);
-	return out->li_flags == LOFI_FLAG_DIRECT_IO && (in->li_flags & LOFI_FLAG_DIRECT_IO) &&
+	return flags == LOFI_FLAG_DIRECT_IO && (in->li_flags & LOFI_FLAG_DIRECT_IO) &&
 	       (in->li_block_size ? bs == in->li_block_size : valid_block_size(bs));
 }
 
@@ -1325,13 +1406,17 @@ static int ctl_call(int ci, int fdk, int ptr, struct lofi_ioctl *li, const char 
 	else
 		t_ctl += now() - t0;
 	count_result(err);
-	if (trace || (err != e.err && !(err == EBUSY && e.ebusy_ok)))
+	if (trace || (err != e.err && !(err == EBUSY && e.ebusy_ok) && !(err == ENOENT && e.vanish_ok)))
 		describe_call(desc, sizeof(desc), ci, fdk, ptr, li, label);
 	if (trace)
 		fprintf(stderr, "call #%lld: %s -> %s (want %s)\n", calls, desc, ename(err), ename(e.err));
 
 	if (err == EBUSY && e.ebusy_ok) {
 		ebusy++;
+		return err;
+	}
+	if (err == ENOENT && e.vanish_ok && access(li->li_filename, F_OK)) {
+		vanished++;
 		return err;
 	}
 	if (err != e.err) {
@@ -1343,7 +1428,7 @@ static int ctl_call(int ci, int fdk, int ptr, struct lofi_ioctl *li, const char 
 	}
 	if (!err && ptr == P_GOOD) {
 		/* The documented outputs. */
-		snprintf(devpath, sizeof(devpath), "/dev/lofi/%u", e.n);
+		snprintf(devpath, sizeof(devpath), LOFI_DEV_FMT, e.n);
 		switch (ci) {
 		case C_MAP:
 		case C_MAP_MINOR:
@@ -1381,9 +1466,10 @@ static int ctl_call(int ci, int fdk, int ptr, struct lofi_ioctl *li, const char 
 			char fields[96] = "";
 
 			if (ci <= C_MAP_MINOR)
-				snprintf(fields, sizeof(fields), " flags=0 bs=512%s off=0 szl=0",
+				snprintf(fields, sizeof(fields), " flags=%s bs=512%s off=0 szl=0",
+					 li->li_flags & LOFI_FLAG_LABELED ? "LABELED" : "0",
 					 li->li_flags & LOFI_FLAG_DIRECT_IO ?
-						 " or flags=LOFI_FLAG_DIRECT_IO bs=512..4096" : "");
+						 " or flags|=LOFI_FLAG_DIRECT_IO bs=512..4096" : "");
 			else if (ci == C_GET_FILENAME || ci == C_GET_MINOR)
 				snprintf(fields, sizeof(fields), " flags=%#" PRIx32 " bs=%" PRIu32
 					 " off=0 szl=0 (as the map returned)", slots[e.n].flags, slots[e.n].bs);
@@ -1421,6 +1507,7 @@ static int ctl_call(int ci, int fdk, int ptr, struct lofi_ioctl *li, const char 
 		slots[e.n].sizelimit = out->li_sizelimit;
 		slots[e.n].rblock = asked_block(li);
 		maps++;
+		labeled_maps += (li->li_flags & LOFI_FLAG_LABELED) != 0;
 		if (li->li_flags & LOFI_FLAG_DIRECT_IO) {
 			direct_asked++;
 			direct_granted += (out->li_flags & LOFI_FLAG_DIRECT_IO) != 0;
@@ -1496,7 +1583,7 @@ static void resync(void)
 			slots[n].sizelimit = li.li_sizelimit;
 			/* A buffered map measured its region in its block size; a
 			 * direct one may have raised it: unknown. */
-			slots[n].rblock = li.li_flags ? 0 : li.li_block_size;
+			slots[n].rblock = li.li_flags & LOFI_FLAG_DIRECT_IO ? 0 : li.li_block_size;
 			slots[n].held = h;
 		} else if (errno == ENXIO) {
 			if (slots[n].state == S_GONE && slots[n].held)
@@ -1738,6 +1825,9 @@ static int plausible(int ci, struct lofi_ioctl *li)
 	 */
 	if ((ci == C_MAP || ci == C_MAP_MINOR) && (direct_asked == 0 || chance(143)))
 		li->li_flags = LOFI_FLAG_DIRECT_IO;
+	/* Labeled: one map in five, with or without direct I/O. */
+	if ((ci == C_MAP || ci == C_MAP_MINOR) && chance(200))
+		li->li_flags |= LOFI_FLAG_LABELED;
 	if (chance(30))
 		rnd_map_fields(li);
 	if (chance(30))
@@ -1802,6 +1892,8 @@ static void maintain(void)
 		li_plain(&li, anchor_idx);
 		li.li_minor = maxn;
 		li.li_readonly = 1;
+		/* Labeled: its partitions are the /dev/lofiMAXp1 fixture. */
+		li.li_flags = LOFI_FLAG_LABELED;
 		/* Not when anchor.img is mapped writable elsewhere (EBUSY). */
 		predict(C_MAP_MINOR, 0, P_GOOD, &li, &e);
 		if (!e.skip && e.err == 0)
@@ -1883,7 +1975,7 @@ static void open_one(void)
 	}
 	if (!n)
 		return;
-	snprintf(p, sizeof(p), "/dev/lofi/%u", n);
+	snprintf(p, sizeof(p), LOFI_DEV_FMT, n);
 	fd = open(p, O_RDONLY | O_CLOEXEC);
 	err = fd < 0 ? errno : 0;
 	opens++;
@@ -1917,7 +2009,7 @@ static void open_one(void)
  * (Documentation/userspace-api/lofi.rst, "Forced unmap"); the model says
  * just that with S_GONE. Detached: the same from its last close on, but
  * udev may hold it open still (a new disk, or one that lofi opened for
- * writing when asked to map /dev/lofi/N, is probed), and then it is still
+ * writing when asked to map /dev/lofiN, is probed), and then it is still
  * a mapping: GET_FILENAME may succeed (counted, udev-held=).
  */
 static long long udev_held, pairs;
@@ -1979,7 +2071,7 @@ static void close_held(int i)
 	int last;
 
 	if (trace)
-		fprintf(stderr, "close /dev/lofi/%u\n", n);
+		fprintf(stderr, "close /dev/lofi%u\n", n);
 	close(held[i].fd);
 	held[i] = held[--nheld];
 	slots[n].held--;
@@ -2006,10 +2098,10 @@ static void fake_geo(uint64_t c, unsigned *h, unsigned *s, unsigned *cyl)
 static void blk_result(unsigned n, const char *what, int ptr, int err, int want_err)
 {
 	if (trace)
-		fprintf(stderr, "call #%lld: /dev/lofi/%u %s arg=%s -> %s (want %s)\n", calls, n, what,
+		fprintf(stderr, "call #%lld: /dev/lofi%u %s arg=%s -> %s (want %s)\n", calls, n, what,
 			ptr_name[ptr], ename(err), ename(want_err));
 	if (err != want_err)
-		unexp("/dev/lofi/%u (%s): %s arg=%s -> got %s, want %s", n,
+		unexp("/dev/lofi%u (%s): %s arg=%s -> got %s, want %s", n,
 		      slots[n].state == S_GONE ? "gone" : slots[n].detach ? "detached" : "mapped", what,
 		      ptr_name[ptr], ename(err), ename(want_err));
 }
@@ -2047,7 +2139,7 @@ static void blk_call(void)
 		snprintf(buf, sizeof(buf), "LOFI_DKIOCSTATE(%#x)", st);
 		blk_result(n, buf, ptr, err, ptr == P_GOOD ? 0 : EFAULT);
 		if (!err && ptr == P_GOOD && *(uint32_t *)arg != cur)
-			unexp("/dev/lofi/%u: LOFI_DKIOCSTATE(%#x) returned state %u, want %u", n, st,
+			unexp("/dev/lofi%u: LOFI_DKIOCSTATE(%#x) returned state %u, want %u", n, st,
 			      *(uint32_t *)arg, cur);
 	} else if (kind < 31) {
 		/* LOFI_DKIOCSTATE with the current state: blocks; a timer interrupts it. */
@@ -2079,7 +2171,7 @@ static void blk_call(void)
 			memcpy(&g, arg, sizeof(g));
 			fake_geo(s->sectors, &h, &sec, &cyl);
 			if (g.heads != h || g.sectors != sec || g.cylinders != cyl || g.start != 0)
-				unexp("/dev/lofi/%u: HDIO_GETGEO of %" PRIu64 " sectors: %u/%u/%u start %lu, want %u/%u/%u start 0",
+				unexp("/dev/lofi%u: HDIO_GETGEO of %" PRIu64 " sectors: %u/%u/%u start %lu, want %u/%u/%u start 0",
 				      n, s->sectors, g.heads, g.sectors, g.cylinders, (unsigned long)g.start, h, sec, cyl);
 		}
 	} else if (kind < 60) {
@@ -2111,7 +2203,34 @@ static void blk_call(void)
 			default: want = (uint64_t)s->ro; break;
 			}
 			if (s->sectors && got != want)
-				unexp("/dev/lofi/%u: %s = %" PRIu64 ", want %" PRIu64, n, q[qi].name, got, want);
+				unexp("/dev/lofi%u: %s = %" PRIu64 ", want %" PRIu64, n, q[qi].name, got, want);
+		}
+	} else if (kind < 64) {
+		/*
+		 * BLKRRPART: a labeled mapping re-reads its table (EBUSY while
+		 * udev has a partition open, probing it); an unlabeled one
+		 * has no partitions to read (EINVAL); a gone one cannot be
+		 * opened for the scan (ENXIO; EIO if the table could not be
+		 * read). Detached, the mapping stands until the last close.
+		 */
+		int labeled = (s->flags & LOFI_FLAG_LABELED) != 0;
+
+		calls++;
+		r = ioctl(fd, BLKRRPART, 0);
+		err = r < 0 ? errno : 0;
+		count_result(err);
+		if (trace)
+			fprintf(stderr, "call #%lld: /dev/lofi%u BLKRRPART -> %s\n", calls, n, ename(err));
+		if (!labeled) {
+			blk_result(n, "BLKRRPART (unlabeled)", P_GOOD, err, EINVAL);
+		} else if (err == 0 && s->state != S_GONE) {
+			rereads++;
+		} else if (err == EBUSY) {
+			reread_busy++;
+		} else if (!(s->state == S_GONE && (err == ENXIO || err == EIO))) {
+			unexp("/dev/lofi%u (%s, labeled): BLKRRPART -> %s, want 0 or EBUSY%s", n,
+			      s->state == S_GONE ? "gone" : s->detach ? "detached" : "mapped", ename(err),
+			      s->state == S_GONE ? " (ENXIO or EIO: gone)" : "");
 		}
 	} else {
 		/* Random numbers, control commands, LOFI_DKIOCSTATE with the wrong size. */
@@ -2168,7 +2287,7 @@ static void gone_pair_episode(void)
 	if (found == 2)
 		pairs++;
 	for (i = 0; i < (int)found; i++) {
-		snprintf(p, sizeof(p), "/dev/lofi/%u", ns[i]);
+		snprintf(p, sizeof(p), LOFI_DEV_FMT, ns[i]);
 		fds[i] = open(p, O_RDONLY | O_CLOEXEC);
 		opens++;
 		if (fds[i] < 0) {
@@ -2325,7 +2444,7 @@ static void blk_zeroing(void)
 	static char buf[65536];
 	void *arg;
 
-	snprintf(p, sizeof(p), "/dev/lofi/%u", n);
+	snprintf(p, sizeof(p), LOFI_DEV_FMT, n);
 	fd = open(p, O_RDWR | O_CLOEXEC);
 	err = fd < 0 ? errno : 0;
 	opens++;
@@ -2365,13 +2484,13 @@ static void blk_zeroing(void)
 
 		zeroings++;
 		if (got != (ssize_t)len) {
-			unexp("/dev/lofi/%u: reading back %zu bytes at %" PRIu64 " after %s -> %zd (%s)", n, len,
+			unexp("/dev/lofi%u: reading back %zu bytes at %" PRIu64 " after %s -> %zd (%s)", n, len,
 			      range[0], z[zi].name, got, got < 0 ? ename(errno) : "short");
 		} else {
 			for (i = 0; i < len && !buf[i]; i++)
 				;
 			if (i < len)
-				unexp("/dev/lofi/%u: byte %" PRIu64 " is %#x after %s of [%" PRIu64 ", +%" PRIu64
+				unexp("/dev/lofi%u: byte %" PRIu64 " is %#x after %s of [%" PRIu64 ", +%" PRIu64
 				      "), want 0", n, range[0] + i, (unsigned char)buf[i], z[zi].name, range[0],
 				      range[1]);
 		}
@@ -2488,7 +2607,7 @@ static void write_model(void)
 		die("%s: %s", p, strerror(errno));
 	for (n = 1; n <= maxn; n++)
 		if (slots[n].state == S_MAPPED)
-			fprintf(f, "%u /dev/lofi/%u %s %s\n", n, n, slots[n].ro ? "ro" : "rw", slots[n].name);
+			fprintf(f, "%u " LOFI_DEV_FMT " %s %s\n", n, n, slots[n].ro ? "ro" : "rw", slots[n].name);
 	if (fclose(f))
 		die("%s: %s", p, strerror(errno));
 }
@@ -2613,8 +2732,10 @@ int main(int argc, char **argv)
 	       "(%lld probes), longest %.2f s\n", settles, free_probes, settle_max);
 	printf("RESULT calls=%lld unexpected=%lld maps=%lld unmaps=%lld ebusy=%lld udev-waits=%lld "
 	       "udev-held=%lld gone-pairs=%lld mappings=%d direct-asked=%lld direct-granted=%lld "
-	       "zeroed=%lld resizes=%lld seed=%llu errnos=", calls, unexpected, maps, unmaps, ebusy, udev_waits,
-	       udev_held, pairs, live_count(), direct_asked, direct_granted, zeroings, resizes, seed);
+	       "zeroed=%lld resizes=%lld labeled=%lld rereads=%lld reread-ebusy=%lld vanished=%lld seed=%llu "
+	       "errnos=", calls, unexpected, maps, unmaps, ebusy, udev_waits, udev_held, pairs, live_count(),
+	       direct_asked, direct_granted, zeroings, resizes, labeled_maps, rereads, reread_busy, vanished,
+	       seed);
 	first = 1;
 	for (i = 1; i < 256; i++)
 		if (errcounts[i]) {

@@ -42,7 +42,7 @@
  *       samples by state and by PF_MEMALLOC_NOIO and PF_LOCAL_THROTTLE
  *
  * Exit status: 0 on success, 1 on an error (printed with the errno's name,
- * e.g. "lofi_hardening: open /dev/lofi/1 (wo): EROFS (Read-only file
+ * e.g. "lofi_hardening: open /dev/lofi1 (wo): EROFS (Read-only file
  * system)"), 2 on a usage error, 3 when a umount of close-umount or
  * gone-umount failed with EBUSY. map-loop, unmap-on-open, flip and
  * flags-sample end with a line "RESULT key=value ...".
@@ -110,21 +110,14 @@ static void li_init(struct lofi_ioctl *li, const char *path)
 	}
 }
 
-/* N from "N" or "/dev/lofi/N". */
+/* N from "N", "/dev/lofiN" or "/dev/lofi/N". */
 static unsigned need_minor(const char *arg)
 {
-	const char *p = arg;
-	char *end;
-	unsigned long n;
+	unsigned n = lofi_dev_number(arg);
 
-	if (strncmp(p, "/dev/" LOFI_BLOCK_DIR "/", 10) == 0)
-		p += 10;
-	if (!isdigit((unsigned char)*p))
+	if (!n)
 		die("%s: not a lofi device path or number", arg);
-	n = strtoul(p, &end, 10);
-	if (*end || n == 0 || n > UINT32_MAX)
-		die("%s: not a lofi device path or number", arg);
-	return (unsigned)n;
+	return n;
 }
 
 /* One UNMAP_FILE_MINOR; 0 or an errno. */

@@ -2,13 +2,17 @@
 /*
  * lofi_map: a minimal lofiadm stand-in for the guest tests' shell scripts.
  *
- *   lofi_map map FILE [ro] [direct]   map FILE (LOFI_MAP_FILE); print /dev/lofi/N
- *   lofi_map map-minor N FILE [ro] [direct]
+ *   lofi_map map FILE [ro] [direct] [labeled]
+ *                                     map FILE (LOFI_MAP_FILE); print li_devpath
+ *                                     (/dev/lofiN)
+ *   lofi_map map-minor N FILE [ro] [direct] [labeled]
  *                                     map FILE as N (LOFI_MAP_FILE_MINOR); print the path
  *                                     (direct: ask for LOFI_FLAG_DIRECT_IO; "direct I/O
- *                                     refused" on stderr if the mapping came back without)
+ *                                     refused" on stderr if the mapping came back without;
+ *                                     labeled: LOFI_FLAG_LABELED, partitions lofiNpM)
  *   lofi_map unmap DEV|N|FILE [force|cleanup]
- *                                     unmap by device path or N (UNMAP_FILE_MINOR)
+ *                                     unmap by device path (/dev/lofiN or the link
+ *                                     /dev/lofi/N) or N (UNMAP_FILE_MINOR)
  *                                     or by backing file name (UNMAP_FILE)
  *   lofi_map minor FILE               print N (LOFI_GET_MINOR)
  *   lofi_map filename DEV|N           print the backing file (LOFI_GET_FILENAME)
@@ -63,7 +67,8 @@ __attribute__((noreturn))
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: lofi_map map FILE [ro] [direct] | map-minor N FILE [ro] [direct] |\n"
+		"usage: lofi_map map FILE [ro] [direct] [labeled] |\n"
+		"       map-minor N FILE [ro] [direct] [labeled] |\n"
 		"       unmap DEV|N|FILE [force|cleanup] | unmap-all [force] |\n"
 		"       minor FILE | filename DEV|N | status DEV|N | fields DEV|N | list | maxminor |\n"
 		"       wait-gone DEV | open DEV [rw] | cycle FILE COUNT [SECS]\n");
@@ -89,21 +94,10 @@ static void li_init(struct lofi_ioctl *li, const char *path)
 	}
 }
 
-/* N from "N" or "/dev/lofi/N"; 0 if ARG is neither. */
+/* N from "N", "/dev/lofiN" or "/dev/lofi/N"; 0 if ARG is none of them. */
 static unsigned parse_minor(const char *arg)
 {
-	const char *p = arg;
-	char *end;
-	unsigned long n;
-
-	if (strncmp(p, "/dev/" LOFI_BLOCK_DIR "/", 10) == 0)
-		p += 10;
-	if (!isdigit((unsigned char)*p))
-		return 0;
-	n = strtoul(p, &end, 10);
-	if (*end || n == 0 || n > UINT32_MAX)
-		return 0;
-	return (unsigned)n;
+	return lofi_dev_number(arg);
 }
 
 static unsigned need_minor(const char *arg)
@@ -115,21 +109,27 @@ static unsigned need_minor(const char *arg)
 	return n;
 }
 
-/* Map options after FILE: "ro" and "direct" (LOFI_FLAG_DIRECT_IO). */
+/*
+ * Map options after FILE: "ro", "direct" (LOFI_FLAG_DIRECT_IO) and
+ * "labeled" (LOFI_FLAG_LABELED).
+ */
 struct map_opts {
 	int ro;
 	int direct;
+	int labeled;
 };
 
 static struct map_opts parse_map_opts(int argc, char **argv, int first)
 {
-	struct map_opts o = { 0, 0 };
+	struct map_opts o = { 0, 0, 0 };
 
 	for (int i = first; i < argc; i++) {
 		if (strcmp(argv[i], "ro") == 0)
 			o.ro = 1;
 		else if (strcmp(argv[i], "direct") == 0)
 			o.direct = 1;
+		else if (strcmp(argv[i], "labeled") == 0)
+			o.labeled = 1;
 		else
 			usage();
 	}
@@ -143,7 +143,7 @@ static int map(int fd, unsigned minor, const char *path, struct map_opts o, stru
 	li_init(li, path);
 	li->li_minor = minor;
 	li->li_readonly = o.ro;
-	li->li_flags = o.direct ? LOFI_FLAG_DIRECT_IO : 0;
+	li->li_flags = (o.direct ? LOFI_FLAG_DIRECT_IO : 0) | (o.labeled ? LOFI_FLAG_LABELED : 0);
 	r = ioctl(fd, minor ? LOFI_MAP_FILE_MINOR : LOFI_MAP_FILE, li);
 	/* The driver falls back to buffered I/O where the file refuses
 	 * direct I/O: say so, the mapping stands. */
@@ -243,7 +243,7 @@ static int cmd_cycle(const char *path, long count, double budget)
 		int r, dfd;
 
 		t = now();
-		if (map(fd, 0, path, (struct map_opts){ 0, 0 }, &li) < 0)
+		if (map(fd, 0, path, (struct map_opts){ 0, 0, 0 }, &li) < 0)
 			die_errno(errno, "cycle %ld: map %s", i, path);
 		t_map += now() - t;
 		n = li.li_minor;
@@ -298,7 +298,7 @@ static int cmd_cycle(const char *path, long count, double budget)
 			count = i + 1;
 		}
 	}
-	printf("%ld map/unmap cycles of /dev/lofi/%u in %.1f s (%ld EBUSY retries; per cycle: map %.1f ms, "
+	printf("%ld map/unmap cycles of /dev/lofi%u in %.1f s (%ld EBUSY retries; per cycle: map %.1f ms, "
 	       "unmap %.1f ms, the rest %.1f ms)\n", count, first, now() - t0, ebusy, 1000 * t_map / count,
 	       1000 * t_unmap / count, 1000 * (now() - t0 - t_map - t_unmap) / count);
 	free(buf);
@@ -316,7 +316,7 @@ int main(int argc, char **argv)
 		usage();
 	cmd = argv[1];
 
-	if (strcmp(cmd, "map") == 0 && argc >= 3 && argc <= 5) {
+	if (strcmp(cmd, "map") == 0 && argc >= 3 && argc <= 6) {
 		struct map_opts o = parse_map_opts(argc, argv, 3);
 
 		if (map(ctl(1), 0, argv[2], o, &li) < 0)
@@ -324,7 +324,7 @@ int main(int argc, char **argv)
 		printf("%s\n", li.li_devpath);
 		return 0;
 	}
-	if (strcmp(cmd, "map-minor") == 0 && argc >= 4 && argc <= 6) {
+	if (strcmp(cmd, "map-minor") == 0 && argc >= 4 && argc <= 7) {
 		struct map_opts o = parse_map_opts(argc, argv, 4);
 
 		n = need_minor(argv[2]);

@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * What the lofi guest test programs share: the control commands by name,
- * a monotonic clock and a sleep that survives signals.
+ * the device node names, a monotonic clock and a sleep that survives
+ * signals.
  */
 #ifndef LOFI_PROG_H
 #define LOFI_PROG_H
 
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <linux/lofi.h>
@@ -33,6 +38,77 @@ static const struct lofi_command lofi_commands[] __attribute__((unused)) = {
 };
 
 #define LOFI_NR_COMMANDS (sizeof(lofi_commands) / sizeof(lofi_commands[0]))
+
+/*
+ * The node of mapping N is the disk's devtmpfs node /dev/lofiN (printf
+ * format LOFI_DEV_FMT, N unsigned), partition M of a labeled one
+ * /dev/lofiNpM (LOFI_PART_FMT); /dev/lofi/N is only a link that udev or
+ * lofiadm may make.
+ */
+#define LOFI_DEV_FMT	"/dev/lofi%u"
+#define LOFI_PART_FMT	"/dev/lofi%up%u"
+
+/*
+ * N from "N", "/dev/lofiN" or the link "/dev/lofi/N"; 0 if ARG is none of
+ * them (also for "/dev/lofictl" and a partition "/dev/lofiNpM").
+ */
+static inline unsigned lofi_dev_number(const char *arg)
+{
+	const char *p = arg;
+	char *end;
+	unsigned long n;
+
+	if (strncmp(p, "/dev/lofi/", 10) == 0)
+		p += 10;
+	else if (strncmp(p, "/dev/lofi", 9) == 0)
+		p += 9;
+	if (!isdigit((unsigned char)*p))
+		return 0;
+	errno = 0;
+	n = strtoul(p, &end, 10);
+	if (*end || errno || n == 0 || n > UINT32_MAX)
+		return 0;
+	return (unsigned)n;
+}
+
+/* A primary partition of an MBR: first sector and length, in 512-byte sectors. */
+struct lofi_mbr_part {
+	uint32_t start, sectors;
+};
+
+/*
+ * Fill SECTOR (512 bytes) with an MBR (a DOS partition table) of the N
+ * (at most 4) primary partitions P, each of type 0x83 (Linux), and the
+ * boot signature 0x55 0xAA. The CHS fields are 0xFE/0xFF/0xFF ("use the
+ * LBA fields"), as tools write them for disks past CHS limits.
+ */
+static inline void lofi_mbr(unsigned char *sector, const struct lofi_mbr_part *p, unsigned n)
+{
+	memset(sector, 0, 512);
+	/* A disk signature, so that the table is not mistaken for empty. */
+	sector[440] = 0x4c;
+	sector[441] = 0x4f;
+	sector[442] = 0x46;
+	sector[443] = 0x49;
+	for (unsigned i = 0; i < n && i < 4; i++) {
+		unsigned char *e = sector + 446 + 16 * i;
+
+		e[0] = 0x00;			/* not bootable */
+		e[1] = 0xfe;			/* CHS of the first sector */
+		e[2] = 0xff;
+		e[3] = 0xff;
+		e[4] = 0x83;			/* Linux */
+		e[5] = 0xfe;			/* CHS of the last sector */
+		e[6] = 0xff;
+		e[7] = 0xff;
+		for (int b = 0; b < 4; b++) {
+			e[8 + b] = (unsigned char)(p[i].start >> (8 * b));
+			e[12 + b] = (unsigned char)(p[i].sectors >> (8 * b));
+		}
+	}
+	sector[510] = 0x55;
+	sector[511] = 0xaa;
+}
 
 /* Seconds on the monotonic clock. */
 static inline double now(void)

@@ -6,7 +6,7 @@
  *   lofi_storm storm DIR WORKERS SECONDS
  *       WORKERS processes each map, use and unmap their own two images in
  *       DIR for SECONDS, checking every block they wrote through
- *       /dev/lofi/N reads back, and is in the backing file after the
+ *       /dev/lofiN reads back, and is in the backing file after the
  *       unmap; two more processes list and query all the while. Odd
  *       workers map a 1 MiB slice at 64 KiB of a larger image in
  *       4096-byte blocks (li_offset, li_sizelimit, li_block_size): their
@@ -18,7 +18,13 @@
  *       MAP_FILE_MINOR of one N with two files (N, EEXIST), and
  *       LOFI_SET_CAPACITY vs an unmap (plain, forced, forced while held
  *       open) of one N: the unmap succeeds, the resize succeeds or gets
- *       ENXIO, and a resize that succeeded left the size it asked for.
+ *       ENXIO, and a resize that succeeded left the size it asked for;
+ *       and "partscan/unmap": BLKRRPART on a labeled mapping (an MBR of
+ *       two partitions) and opens of its /dev/lofiNp1, in a loop, vs an
+ *       unmap (plain, forced, forced while p1 is held open): the unmap
+ *       succeeds, BLKRRPART is 0 or EBUSY (ENXIO or EIO only once
+ *       force-unmapped), the disk and partition nodes are gone after it,
+ *       and N can be mapped again.
  *   lofi_storm signals DIR ROUNDS
  *       LOFI_DKIOCSTATE waiters: one interrupted by a caught signal (EINTR, the
  *       device still fine), one killed by SIGKILL, one killed by SIGTERM or
@@ -29,11 +35,11 @@
  *       "map-won" (the map succeeded, rmmod got EAGAIN) or "rmmod-won"
  *       (the module is gone, the map failed to open /dev/lofictl).
  *   lofi_storm close-race DIR ROUNDS
- *       The last close of /dev/lofi/N racing its unmap (forced, detach at
+ *       The last close of /dev/lofiN racing its unmap (forced, detach at
  *       last close, plain): the disk goes away, N is free again, the data
  *       written and flushed before is in the backing file.
  *   lofi_storm open-detach DIR ROUNDS
- *       A process opening /dev/lofi/N in a loop while N is unmapped
+ *       A process opening /dev/lofiN in a loop while N is unmapped
  *       (forced, detach at last close, plain): opens succeed or fail with
  *       ENXIO (ENOENT once the node is gone), none succeeds after one
  *       failed or after a forced or plain unmap returned, every open reads
@@ -96,6 +102,8 @@ struct shared {
 	struct race_res {
 		int ret, err, ebusy;
 		unsigned minor;
+		/* OP_PARTSCAN: BLKRRPART 0, EBUSY, refused as gone; opens of p1 */
+		long scans, scan_busy, scan_gone, part_opens;
 	} res[2];
 	/* open-detach: the opener's round */
 	int od_gen, od_stop, od_mode, od_ready;
@@ -224,12 +232,20 @@ static void li_init(struct lofi_ioctl *li, const char *path, unsigned minor)
 	li->li_minor = minor;
 }
 
-/* MAP_FILE (minor 0) or MAP_FILE_MINOR. Returns N, or -1 with errno. */
-static int map_file(int fd, const char *path, unsigned minor, int ro, struct lofi_ioctl *li)
+/* MAP_FILE (minor 0) or MAP_FILE_MINOR with li_flags FLAGS. Returns N, or
+ * -1 with errno. */
+static int map_file_flags(int fd, const char *path, unsigned minor, int ro, uint32_t flags,
+			  struct lofi_ioctl *li)
 {
 	li_init(li, path, minor);
 	li->li_readonly = ro;
+	li->li_flags = flags;
 	return ioctl(fd, minor ? LOFI_MAP_FILE_MINOR : LOFI_MAP_FILE, li);
+}
+
+static int map_file(int fd, const char *path, unsigned minor, int ro, struct lofi_ioctl *li)
+{
+	return map_file_flags(fd, path, minor, ro, 0, li);
 }
 
 /* Unmap N, or PATH if N is 0: 0 or an errno. With RETRY, EBUSY (udev
@@ -323,7 +339,13 @@ static int wait_disk_gone(unsigned n, double secs)
 
 static void devpath(char *buf, size_t len, unsigned n)
 {
-	snprintf(buf, len, "/dev/" LOFI_BLOCK_DIR "/%u", n);
+	snprintf(buf, len, LOFI_DEV_FMT, n);
+}
+
+/* /dev/lofiNpM, partition M of a labeled mapping N. */
+static void partpath(char *buf, size_t len, unsigned n, unsigned m)
+{
+	snprintf(buf, len, LOFI_PART_FMT, n, m);
 }
 
 static void *xalloc_aligned(size_t size)
@@ -680,7 +702,68 @@ static int cmd_storm(const char *dir, int workers, double secs)
 /* ------------------------------------------------------------------ */
 /* races                                                              */
 
-enum { OP_MAP, OP_UNMAP_N, OP_UNMAP_NAME, OP_RESIZE };
+enum { OP_MAP, OP_UNMAP_N, OP_UNMAP_NAME, OP_RESIZE, OP_PARTSCAN };
+
+/* How long the partition scanner of "partscan/unmap" goes on at most: the
+ * plain unmap it races waits for it (EBUSY, retried). */
+#define PARTSCAN_SECS 0.1
+
+/*
+ * The partition scanner of "partscan/unmap", on the labeled mapping
+ * op->minor (op->path is /dev/lofiN, op->force says whether the unmap it
+ * races is forced): until an open of /dev/lofiN fails or PARTSCAN_SECS
+ * have passed, open /dev/lofiN, BLKRRPART on it, open and close
+ * /dev/lofiNp1 while the disk is still open, close the disk.
+ *
+ * While the mapping stands, BLKRRPART is 0 or EBUSY (a partition is open:
+ * udev probing the partitions a scan made, or the round holding p1), and
+ * p1 opens: its node is made again before BLKRRPART returns. A plain
+ * unmap cannot win while the disk is open (EBUSY), so only a forced one
+ * is seen with the disk open: BLKRRPART is then EBUSY (a partition open),
+ * ENXIO (the scan's own open of the disk is refused) or EIO (the unmap
+ * came during the scan, which could not read the table; the partitions
+ * are dropped), and p1 fails to open with ENXIO, or ENOENT after such a
+ * failed scan. An open of /dev/lofiN that fails ends the loop: ENXIO (no
+ * mapping any more) or ENOENT (the node is gone).
+ */
+static void partscan_loop(const struct race_op *op, struct race_res *res)
+{
+	const char *mode = op->force ? "forced" : "plain";
+	double end = now() + PARTSCAN_SECS;
+	char p1[64];
+
+	partpath(p1, sizeof(p1), op->minor, 1);
+	while (now() < end) {
+		int dfd = open(op->path, O_RDONLY | O_CLOEXEC), pfd, r, e;
+
+		if (dfd < 0) {
+			if (errno != ENXIO && errno != ENOENT)
+				undoc("partscan/unmap (%s): open %s: %s, want success, or ENXIO or ENOENT once unmapped",
+				      mode, op->path, ename(errno));
+			break;
+		}
+		r = ioctl(dfd, BLKRRPART, 0);
+		e = errno;
+		if (r == 0)
+			res->scans++;
+		else if (e == EBUSY)
+			res->scan_busy++;
+		else if (op->force && (e == ENXIO || e == EIO))
+			res->scan_gone++;
+		else
+			undoc("partscan/unmap (%s): BLKRRPART on the open %s: %s, want 0 or EBUSY%s", mode,
+			      op->path, ename(e), op->force ? " (ENXIO or EIO once force-unmapped)" : "");
+		pfd = open(p1, O_RDONLY | O_CLOEXEC);
+		if (pfd >= 0) {
+			res->part_opens++;
+			close(pfd);
+		} else if (!op->force || (errno != ENXIO && errno != ENOENT)) {
+			undoc("partscan/unmap (%s): open %s with the disk open: %s, want success%s", mode, p1,
+			      ename(errno), op->force ? " (ENXIO or ENOENT once force-unmapped)" : "");
+		}
+		close(dfd);
+	}
+}
 
 static void racer(int me)
 {
@@ -717,6 +800,9 @@ static void racer(int me)
 			res->err = res->ret < 0 ? errno : 0;
 			res->minor = li.li_minor;
 			break;
+		case OP_PARTSCAN:
+			partscan_loop(op, res);
+			break;
 		default:
 			res->err = unmap_file(fd, op->cmd == OP_UNMAP_N ? op->minor : 0, op->path, op->force, 0,
 					      op->retry_ebusy, &res->ebusy, &res->minor);
@@ -751,6 +837,7 @@ static void race_once(void)
 static const char *race_names[] = {
 	"unmap-N/unmap-N", "unmap-name/unmap-name", "unmap-name/unmap-N",
 	"map-rw/map-rw", "map-rw/map-ro", "map-minor/map-minor", "resize/unmap-N",
+	"partscan/unmap",
 };
 
 #define NR_RACES (sizeof(race_names) / sizeof(race_names[0]))
@@ -765,6 +852,43 @@ static void set_op(int i, int cmd, unsigned minor, const char *path, int force, 
 	op->ro = ro;
 	op->retry_ebusy = !force;
 	snprintf(op->path, sizeof(op->path), "%s", path);
+}
+
+/*
+ * The variant of round I of the unmap races: plain (EBUSY retried),
+ * forced, or forced while NODE (the device, or a partition of it) is held
+ * open. Sets *FORCE; returns the descriptor held open, or -1.
+ */
+static int race_variant(int i, const char *node, int *force)
+{
+	int hold;
+
+	*force = i % 3 != 0;
+	if (i % 3 != 2)
+		return -1;
+	if (!wait_node(node, 1, 10))
+		die("%s did not appear", node);
+	hold = open(node, O_RDONLY | O_CLOEXEC);
+	if (hold < 0)
+		die("open %s: %s", node, ename(errno));
+	return hold;
+}
+
+/* Map PATH as N with li_flags FLAGS, waiting (EEXIST) up to 10 s for an
+ * earlier N to go. */
+static void map_as_flags(int fd, const char *path, unsigned n, uint32_t flags, const char *what)
+{
+	struct lofi_ioctl li;
+	double end = now() + 10;
+
+	while (map_file_flags(fd, path, n, 0, flags, &li) < 0) {
+		if (errno != EEXIST)
+			die("%s: MAP_FILE_MINOR %u %s: %s", what, n, path, ename(errno));
+		if (now() > end)
+			die("%s: N=%u is still in use 10 s after its unmap and last close (EEXIST)", what, n);
+		msleep(5);
+	}
+	op_done(&sh->maps);
 }
 
 /* Remove every mapping of PATH (after a map race). */
@@ -797,18 +921,41 @@ static int count_mappings(int fd, const char *path)
 	return c;
 }
 
+/*
+ * An image of IMG_SIZE bytes with an MBR of two partitions: p1 from 32 KiB
+ * to 512 KiB, p2 from there to the end.
+ */
+static void make_labeled_image(const char *path)
+{
+	static const struct lofi_mbr_part parts[] = {
+		{ 64, 1024 - 64 },
+		{ 1024, IMG_SIZE / 512 - 1024 },
+	};
+	unsigned char mbr[512];
+	int fd;
+
+	make_image(path, 0);
+	lofi_mbr(mbr, parts, 2);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || pwrite(fd, mbr, sizeof(mbr), 0) != (ssize_t)sizeof(mbr) || fsync(fd) < 0)
+		die("write the MBR of %s: %s", path, ename(errno));
+	close(fd);
+}
+
 static int cmd_races(const char *dir, int rounds)
 {
-	char a[PATH_MAX], b[PATH_MAX], dev[64], extra[512];
+	char a[PATH_MAX], b[PATH_MAX], lab[PATH_MAX], dev[64], p1[64], extra[768];
 	int fd, i, wins[2] = { 0, 0 };
-	long counts[NR_RACES] = { 0 };
+	long counts[NR_RACES] = { 0 }, scans = 0, scan_busy = 0, scan_gone = 0, part_opens = 0;
 	pid_t pids[2];
 	unsigned t, minor_target;
 
 	snprintf(a, sizeof(a), "%s/race-a.img", dir);
 	snprintf(b, sizeof(b), "%s/race-b.img", dir);
+	snprintf(lab, sizeof(lab), "%s/race-labeled.img", dir);
 	make_image(a, 0);
 	make_image(b, 0);
+	make_labeled_image(lab);
 	seed_rng((uint64_t)getpid());
 	for (i = 0; i < 2; i++) {
 		pids[i] = xfork();
@@ -827,7 +974,69 @@ static int cmd_races(const char *dir, int rounds)
 			uint64_t dsize = 0;
 			unsigned n = 0;
 
-			if (t == 6) {
+			if (t == 7) {
+				/* BLKRRPART and opens of a partition (partscan_loop)
+				 * racing an unmap of a labeled mapping: plain (EBUSY
+				 * retried), forced, forced while p1 is held open. */
+				int ebusy = 0;
+
+				if (map_file_flags(fd, lab, 0, 0, LOFI_FLAG_LABELED, &li) < 0)
+					die("%s round %d: labeled MAP_FILE %s: %s", race_names[t], i, lab, ename(errno));
+				op_done(&sh->maps);
+				n = li.li_minor;
+				devpath(dev, sizeof(dev), n);
+				partpath(p1, sizeof(p1), n, 1);
+				if (!(li.li_flags & LOFI_FLAG_LABELED))
+					bad("%s round %d: the labeled MAP_FILE returned li_flags %#x", race_names[t], i,
+					    li.li_flags);
+				if (!wait_node(p1, 1, 10))
+					die("%s round %d: %s did not appear", race_names[t], i, p1);
+				hold = race_variant(i, p1, &force);
+				set_op(0, OP_PARTSCAN, n, dev, force, 0);
+				set_op(1, OP_UNMAP_N, n, lab, force, 0);
+				race_once();
+				scans += r[0].scans;
+				scan_busy += r[0].scan_busy;
+				scan_gone += r[0].scan_gone;
+				part_opens += r[0].part_opens;
+				add(&sh->ops, r[0].scans + r[0].scan_busy + r[0].scan_gone + r[0].part_opens);
+				if (r[1].err) {
+					bad("%s round %d (%s): the unmap of N=%u failed: %s", race_names[t], i,
+					    force ? "forced" : "plain", n, ename(r[1].err));
+				} else {
+					op_done(&sh->unmaps);
+					wins[1]++;
+				}
+				if (hold >= 0)
+					close(hold);
+				if (r[1].err)
+					unmap_all_of(fd, lab);
+				/* Gone, with every node; N can be mapped again. */
+				if (!wait_disk_gone(n, 10))
+					bad("%s round %d: /sys/block/lofi%u still exists 10 s after the unmap",
+					    race_names[t], i, n);
+				if (!wait_node(dev, 0, 10) || !wait_node(p1, 0, 10))
+					bad("%s round %d: %s or %s still exists 10 s after the unmap", race_names[t], i,
+					    dev, p1);
+				rr = get_filename(fd, n, &li);
+				if (rr != ENXIO)
+					bad("%s round %d: GET_FILENAME %u after the unmap: %s, want ENXIO",
+					    race_names[t], i, n, rr ? ename(rr) : "success");
+				map_as_flags(fd, lab, n, LOFI_FLAG_LABELED, race_names[t]);
+				if (!wait_node(p1, 1, 10))
+					bad("%s round %d: %s did not appear when N=%u was mapped again", race_names[t],
+					    i, p1, n);
+				rr = unmap_file(fd, n, NULL, 0, 0, 1, &ebusy, NULL);
+				add(&sh->ebusy, ebusy);
+				if (rr)
+					bad("%s round %d: plain unmap of N=%u mapped again: %s", race_names[t], i, n,
+					    ename(rr));
+				else
+					op_done(&sh->unmaps);
+				if (!wait_disk_gone(n, 10) || !wait_node(p1, 0, 10))
+					bad("%s round %d: N=%u mapped again is still there 10 s after its unmap",
+					    race_names[t], i, n);
+			} else if (t == 6) {
 				/* A resize of N racing its unmap: plain (EBUSY
 				 * retried), forced, forced while held open. */
 				uint64_t limit = i % 2 ? IMG_SIZE / 2 : 0;
@@ -837,14 +1046,7 @@ static int cmd_races(const char *dir, int rounds)
 				op_done(&sh->maps);
 				n = li.li_minor;
 				devpath(dev, sizeof(dev), n);
-				force = i % 3 != 0;
-				if (i % 3 == 2) {
-					if (!wait_node(dev, 1, 10))
-						die("%s did not appear", dev);
-					hold = open(dev, O_RDONLY | O_CLOEXEC);
-					if (hold < 0)
-						die("open %s: %s", dev, ename(errno));
-				}
+				hold = race_variant(i, dev, &force);
 				set_op(0, OP_RESIZE, n, a, 0, 0);
 				sh->op[0].sizelimit = limit;
 				set_op(1, OP_UNMAP_N, n, a, force, 0);
@@ -897,14 +1099,7 @@ static int cmd_races(const char *dir, int rounds)
 				op_done(&sh->maps);
 				n = li.li_minor;
 				devpath(dev, sizeof(dev), n);
-				force = i % 3 != 0;
-				if (i % 3 == 2) {
-					if (!wait_node(dev, 1, 10))
-						die("%s did not appear", dev);
-					hold = open(dev, O_RDONLY | O_CLOEXEC);
-					if (hold < 0)
-						die("open %s: %s", dev, ename(errno));
-				}
+				hold = race_variant(i, dev, &force);
 				set_op(0, t == 0 ? OP_UNMAP_N : OP_UNMAP_NAME, n, a, force, 0);
 				set_op(1, t == 1 ? OP_UNMAP_NAME : OP_UNMAP_N, n, a, force, 0);
 				race_once();
@@ -997,8 +1192,9 @@ static int cmd_races(const char *dir, int rounds)
 	futex(&sh->gen, FUTEX_WAKE, 2);
 	for (i = 0; i < 2; i++)
 		reap(pids[i], "a racer");
-	snprintf(extra, sizeof(extra), " races=%ld rounds-per-race=%d first-racer-won=%d second-racer-won=%d",
-		 (long)(rounds * (int)NR_RACES), rounds, wins[0], wins[1]);
+	snprintf(extra, sizeof(extra),
+		 " races=%ld rounds-per-race=%d first-racer-won=%d second-racer-won=%d partscans=%ld partscan-ebusy=%ld partscan-gone=%ld partition-opens=%ld",
+		 (long)(rounds * (int)NR_RACES), rounds, wins[0], wins[1], scans, scan_busy, scan_gone, part_opens);
 	return finish(extra);
 }
 
@@ -1332,17 +1528,7 @@ static int cmd_rmmod_race(const char *img, int round)
 /* Map PATH as N, waiting (EEXIST) up to 10 s for an earlier N to go. */
 static void map_as(int fd, const char *path, unsigned n, const char *what)
 {
-	struct lofi_ioctl li;
-	double end = now() + 10;
-
-	while (map_file(fd, path, n, 0, &li) < 0) {
-		if (errno != EEXIST)
-			die("%s: MAP_FILE_MINOR %u %s: %s", what, n, path, ename(errno));
-		if (now() > end)
-			die("%s: N=%u is still in use 10 s after its unmap and last close (EEXIST)", what, n);
-		msleep(5);
-	}
-	op_done(&sh->maps);
+	map_as_flags(fd, path, n, 0, what);
 }
 
 static const char *mode_names[] = { "forced", "detach-at-close", "plain" };

@@ -4,10 +4,11 @@
 //!
 //! `kernel::block::mq` (7.3) has no per-request driver data, fixes the tag
 //! set flags, installs a `block_device_operations` table without `owner`,
-//! `open`, `release`, `ioctl`, `getgeo` or `devnode`, sets no queue features
-//! or limits (no write cache, FUA, discard or write zeroes), cannot make a
-//! disk read-only or freeze its queue, and has no accessors for a
-//! request's position, size, operation, flags or segments. This module
+//! `open`, `release`, `ioctl` or `getgeo`, has no choice of partition
+//! scanning, sets no queue features or limits (no write cache, FUA,
+//! discard or write zeroes), cannot make a disk read-only or freeze its
+//! queue, and has no accessors for a request's position, size, operation,
+//! flags or segments. This module
 //! provides those as a small layer over the C API:
 //!
 //! - [`Disk`]: a tag set (one hardware queue per CPU, up to a limit;
@@ -172,9 +173,6 @@ pub(crate) trait DiskOps: Sized + 'static {
     fn ioctl(data: ArcBorrow<'_, Self::Data>, cmd: u32, arg: usize) -> Result<i32>;
     /// `HDIO_GETGEO`: the fake geometry.
     fn geometry(data: &Self::Data) -> Geometry;
-    /// The node's path below `/dev` is `lofi/N` for `Some(N)`; `None` for
-    /// the default (the disk's name).
-    fn devnode(data: &Self::Data) -> Option<u32>;
     /// Writes the value of sysfs attribute `index` (of the names given to
     /// the [`DiskAttributes`] the disk was added with) of the disk of
     /// `data`, in process context (it may sleep). The default writes
@@ -231,6 +229,10 @@ pub(crate) struct DiskConfig<'a> {
     pub(crate) capacity_sectors: u64,
     /// The disk refuses writes.
     pub(crate) read_only: bool,
+    /// The disk may have partitions: its partition table is read when it
+    /// is added and on `BLKRRPART`, and `BLKPG` may add partitions. If
+    /// not, the block layer never scans it.
+    pub(crate) partitions: bool,
     /// Advertise a volatile write cache, so that flushes are sent, and
     /// forced unit access.
     pub(crate) write_cache: bool,
@@ -421,12 +423,16 @@ impl<T: DiskOps> Disk<T> {
         let raw = disk.as_ptr();
         let name = config.name.to_bytes_with_nul();
         // SAFETY: `raw` is our new, unshared gendisk. A major of 0 with no
-        // minors makes device_add_disk() allocate a dynamic dev_t.
+        // minors makes device_add_disk() allocate a dynamic dev_t, for the
+        // disk and for each of its partitions (named after the disk:
+        // `lofi3p1`).
         unsafe {
             (*raw).major = 0;
             (*raw).first_minor = 0;
             (*raw).minors = 0;
-            (*raw).flags |= bindings::GENHD_FL_NO_PART as c_int;
+            if !config.partitions {
+                (*raw).flags |= bindings::GENHD_FL_NO_PART as c_int;
+            }
             (*raw).fops = &T::vtable().block_device_operations;
             (*raw).private_data = data.cast_mut().cast();
             let len = name.len().min((*raw).disk_name.len());
@@ -532,13 +538,55 @@ impl<T: DiskOps> Disk<T> {
     /// Unlike `blk_mark_disk_dead()` this leaves the disk's size and queue
     /// alone, so the driver decides how its I/O fails. Must be called
     /// without the disk's `open_mutex`, and with new I/O already failing
-    /// (the call syncs the device when it has no holder).
+    /// (the call syncs the device when it has no holder). Tells the whole
+    /// disk and each of its partitions.
     pub(crate) fn report_dead(&self) {
-        if self.added {
-            // SAFETY: `disk` is a valid, added gendisk; `part0`, its whole
-            // block device, lives as long as it. lofi disks have no
-            // partitions, so the whole device is all there is to tell.
-            unsafe { bindings::bdev_mark_dead((*self.disk.as_ptr()).part0, true) };
+        if !self.added {
+            return;
+        }
+        // SAFETY: `disk` is a valid gendisk (type invariant); its
+        // partition table lives as long as it.
+        let table = unsafe { core::ptr::addr_of_mut!((*self.disk.as_ptr()).part_tbl) };
+        // As the block layer does for a disk marked dead: the whole device
+        // (index 0) and every partition, each held by a reference taken
+        // under RCU, which keeps the entry's block device from being freed
+        // until then.
+        let mut index: c_ulong = 0;
+        let mut first = true;
+        loop {
+            let guard = kernel::sync::rcu::read_lock();
+            // SAFETY: `table` is a valid xarray; `index` is ours. Under RCU
+            // a block device found in it stays allocated.
+            let entry = unsafe {
+                if first {
+                    bindings::xa_find(table, &mut index, c_ulong::MAX, bindings::XA_PRESENT)
+                } else {
+                    bindings::xa_find_after(table, &mut index, c_ulong::MAX, bindings::XA_PRESENT)
+                }
+            };
+            first = false;
+            let Some(bdev) = NonNull::new(entry.cast::<bindings::block_device>()) else {
+                break;
+            };
+            // SAFETY: `bdev` is allocated (RCU, above); a reference on its
+            // device is taken only while it is still alive.
+            let held = !unsafe {
+                bindings::kobject_get_unless_zero(core::ptr::addr_of_mut!(
+                    (*bdev.as_ptr()).bd_device.kobj
+                ))
+            }
+            .is_null();
+            drop(guard);
+            if !held {
+                continue;
+            }
+            // SAFETY: `bdev` is a block device of this disk, alive while we
+            // hold the reference taken above, which is put after the call.
+            // Called without `open_mutex` (the caller's contract).
+            unsafe {
+                bindings::bdev_mark_dead(bdev.as_ptr(), true);
+                bindings::put_device(core::ptr::addr_of_mut!((*bdev.as_ptr()).bd_device));
+            }
         }
     }
 
@@ -1392,26 +1440,6 @@ impl<T: DiskOps> OpsTable<T> {
         let data = unsafe { Arc::from_raw((*disk).private_data.cast::<T::Data>()) };
         T::free(data);
     }
-
-    /// # Safety
-    ///
-    /// Called by devtmpfs/udev helpers with a gendisk of a `Disk<T>`.
-    unsafe extern "C" fn devnode(
-        disk: *mut bindings::gendisk,
-        _mode: *mut bindings::umode_t,
-    ) -> *mut c_char {
-        // SAFETY: `disk` is ours.
-        let data = unsafe { Self::data(disk) };
-        match T::devnode(&*data) {
-            // SAFETY: The format takes one unsigned int; the result is
-            // freed by the caller with kfree(), or is NULL on failure, in
-            // which case the default name is used.
-            Some(n) => unsafe {
-                bindings::kasprintf(bindings::GFP_KERNEL, c"lofi/%u".as_char_ptr(), n as c_uint)
-            },
-            None => core::ptr::null_mut(),
-        }
-    }
 }
 
 /// The C callback tables of a [`DiskOps`] implementation. Each driver keeps
@@ -1447,7 +1475,6 @@ impl<T: DiskOps> DiskVTable<T> {
                 compat_ioctl: Some(bindings::blkdev_compat_ptr_ioctl),
                 getgeo: Some(OpsTable::<T>::getgeo),
                 free_disk: Some(OpsTable::<T>::free_disk),
-                devnode: Some(OpsTable::<T>::devnode),
                 ..pin_init::zeroed()
             },
             _ops: PhantomData,
