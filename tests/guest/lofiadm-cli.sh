@@ -52,9 +52,9 @@ import json, sys
 got = json.loads(sys.argv[1])
 s = sys.argv[2]
 want = [
-    {"device": f"/dev/lofi/{n}", "number": n, "file": f"{s}/{f}", "readonly": ro,
-     "compressed": None, "labeled": False, "direct_io": False, "block_size": 512,
-     "offset": 0, "sizelimit": 0}
+    {"device": f"/dev/lofi/{n}", "node": f"/dev/lofi{n}", "number": n, "file": f"{s}/{f}",
+     "readonly": ro, "compressed": None, "labeled": False, "partitions": [],
+     "direct_io": False, "block_size": 512, "offset": 0, "sizelimit": 0}
     for n, f, ro in [(1, "a.img", False), (2, "b.img", True), (5, "c.img", False),
                      (7, "d.img", True), (9, "e.img", False)]
 ]

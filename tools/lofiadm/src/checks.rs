@@ -134,11 +134,12 @@ pub fn judge_region(file: &Path, size: Option<u64>, region: Region) -> Result<()
     Ok(())
 }
 
-/// Whether a block device is a lofi disk: by its kernel name, which holds
-/// however the node is named, or failing that by its path (as illumos).
+/// Whether a block device is a lofi disk or a partition of one: by its
+/// kernel name, which holds however the node is named, or failing that by
+/// its path (as illumos).
 fn is_lofi(file: &Path, disk: Option<&str>) -> bool {
-    let by_name = disk.and_then(|d| device::parse(d.as_ref())).is_some();
-    by_name || device::parse(file.as_os_str()).is_some()
+    let by_name = disk.and_then(|d| device::parse_name(d.as_ref())).is_some();
+    by_name || device::parse_name(file.as_os_str()).is_some()
 }
 
 /// The kernel name of the block device `rdev` (`/sys/dev/block/M:m` links
@@ -198,6 +199,21 @@ mod tests {
         );
         // Without sysfs, by the path as illumos does.
         assert_eq!(verdict("/dev/lofi/2", Kind::BlockDevice, 0, None), itself);
+        assert_eq!(verdict("/dev/lofi2", Kind::BlockDevice, 0, None), itself);
+        // A partition of a lofi disk is lofi too.
+        assert_eq!(
+            verdict("/dev/lofi2p1", Kind::BlockDevice, 0, Some("lofi2p1")),
+            itself
+        );
+        assert_eq!(
+            verdict("/tmp/node", Kind::BlockDevice, 0, Some("lofi2p1")),
+            itself
+        );
+        assert_eq!(verdict("/dev/lofi/2p1", Kind::BlockDevice, 0, None), itself);
+        assert_eq!(
+            verdict("/dev/sda1", Kind::BlockDevice, 0, Some("sda1")),
+            Ok(())
+        );
     }
 
     fn region(offset: u64, sizelimit: u64, sector_size: Option<u32>) -> Region {

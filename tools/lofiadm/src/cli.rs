@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! lofiadm [-r] [--direct-io[=on|off]] [-o offset] [--sizelimit size]
-//!         [-b sector-size] -a file [device]
+//!         [-b sector-size] [-l] -a file [device]
 //!                                  map; with no device, print the new device
 //! lofiadm -d file | device [-f]    unmap (-f: even if the device is open)
 //! lofiadm [--sizelimit size] --resize file | device
@@ -25,7 +25,7 @@ use crate::size;
 /// The usage text, printed on stderr after a usage error.
 pub const USAGE: &str = "\
 Usage: lofiadm [-r] [--direct-io[=on|off]] [-o offset] [--sizelimit size]
-               [-b sector-size] -a file [device]
+               [-b sector-size] [-l] -a file [device]
        lofiadm -d file | device [-f]
        lofiadm [--sizelimit size] --resize file | device
        lofiadm [file | device]
@@ -35,18 +35,20 @@ Usage: lofiadm [-r] [--direct-io[=on|off]] [-o offset] [--sizelimit size]
 /// The `--help` text, printed on stdout.
 pub const HELP: &str = "\
 Usage: lofiadm [-r] [--direct-io[=on|off]] [-o offset] [--sizelimit size]
-               [-b sector-size] -a file [device]
+               [-b sector-size] [-l] -a file [device]
        lofiadm -d file | device [-f]
        lofiadm [--sizelimit size] --resize file | device
        lofiadm [file | device]
        lofiadm [--json]
 
-Map files to lofi block devices /dev/lofi/N, unmap them, and show the
-mappings.
+Map files to lofi block devices /dev/lofi/N (links to the nodes /dev/lofiN),
+unmap them, and show the mappings.
 
   -a, --add file [device]  map file, at device if one is given, else at the
                            lowest free number, and print the device
   -r, --readonly           with -a: make the mapping read-only
+  -l, --labeled            with -a: map a partitioned image (MBR, GPT) as a
+                           disk with partitions /dev/lofi/NpM
       --direct-io[=on|off] with -a: read and write the file with direct I/O,
                            bypassing its page cache (default: off); if the
                            file cannot, it is mapped buffered with a warning
@@ -70,10 +72,12 @@ mappings.
 
 With a file or a device alone, print the device of the file or the file of
 the device; with no arguments, list all mappings. Devices may be named
-/dev/lofi/N, /dev/rlofi/N or lofiN. Relative file names are resolved to
-absolute paths. Sizes are bytes, or numbers with a suffix K, M, G, T (or
-KiB, MiB, ...: powers of 1024) or KB, MB, GB, TB (powers of 1000). As -a
-takes the file as its value, give the other options before it.
+/dev/lofi/N, /dev/lofiN, /dev/rlofi/N or lofiN; a partition (/dev/lofi/NpM)
+is not a mapping. Devices are printed as /dev/lofi/N where lofiadm (or
+udev) could make that link, else as /dev/lofiN. Relative file names are
+resolved to absolute paths. Sizes are bytes, or numbers with a suffix K, M,
+G, T (or KiB, MiB, ...: powers of 1024) or KB, MB, GB, TB (powers of 1000).
+As -a takes the file as its value, give the other options before it.
 
 Exit status: 0 success, 1 error, 2 usage error. See lofiadm(8).
 ";
@@ -94,6 +98,8 @@ pub enum Command {
         file: OsString,
         device: Option<OsString>,
         readonly: bool,
+        /// `-l`: a labeled mapping, whose partition table is read.
+        labeled: bool,
         /// `--direct-io` (`=on`): ask the driver for direct I/O.
         direct_io: bool,
         /// `-o`, `--sizelimit`, `-b`: the part of the file, and the
@@ -153,6 +159,8 @@ struct Args {
     force: bool,
     #[arg(short = 'r', long = "readonly", action = ArgAction::SetTrue, overrides_with = "readonly")]
     readonly: bool,
+    #[arg(short = 'l', long = "labeled", action = ArgAction::SetTrue, overrides_with = "labeled")]
+    labeled: bool,
     // losetup's spelling: --direct-io, --direct-io=on or --direct-io=off
     // (the value only after '=', as getopt's optional arguments); the
     // last one given counts.
@@ -209,6 +217,9 @@ fn command(args: Args) -> Result<Command, UsageError> {
     if args.readonly && args.add.is_none() {
         return usage("-r is only valid with -a");
     }
+    if args.labeled && args.add.is_none() {
+        return usage("-l is only valid with -a");
+    }
     if args.direct_io.is_some() && args.add.is_none() {
         return usage("--direct-io is only valid with -a");
     }
@@ -242,6 +253,7 @@ fn command(args: Args) -> Result<Command, UsageError> {
             file,
             device: first,
             readonly: args.readonly,
+            labeled: args.labeled,
             direct_io: args.direct_io.as_deref() == Some("on"),
             region: Region {
                 offset: args.offset.unwrap_or(0),
@@ -330,6 +342,7 @@ mod tests {
             file: file.into(),
             device: device.map(Into::into),
             readonly,
+            labeled: false,
             direct_io: false,
             region: Region::default(),
         }
@@ -340,6 +353,7 @@ mod tests {
             file: file.into(),
             device: device.map(Into::into),
             readonly,
+            labeled: false,
             direct_io: true,
             region: Region::default(),
         }
@@ -415,6 +429,7 @@ mod tests {
             file: file.into(),
             device: None,
             readonly: false,
+            labeled: false,
             direct_io: false,
             region: Region {
                 offset,
@@ -527,6 +542,66 @@ mod tests {
         );
     }
 
+    fn map_labeled(file: &str, device: Option<&str>, readonly: bool, direct_io: bool) -> Command {
+        Command::Map {
+            file: file.into(),
+            device: device.map(Into::into),
+            readonly,
+            labeled: true,
+            direct_io,
+            region: Region::default(),
+        }
+    }
+
+    #[test]
+    fn labeled_forms() {
+        assert_eq!(
+            cmd(&["-l", "-a", "disk.img"]),
+            map_labeled("disk.img", None, false, false)
+        );
+        assert_eq!(
+            cmd(&["--labeled", "--add", "disk.img", "/dev/lofi/3"]),
+            map_labeled("disk.img", Some("/dev/lofi/3"), false, false)
+        );
+        assert_eq!(
+            cmd(&["-a", "disk.img", "-l"]),
+            map_labeled("disk.img", None, false, false)
+        );
+        // Combined with the other map options, as getopt allows.
+        assert_eq!(
+            cmd(&["-rl", "--direct-io", "-a", "disk.img", "lofi2"]),
+            map_labeled("disk.img", Some("lofi2"), true, true)
+        );
+        assert_eq!(
+            cmd(&["-lra", "disk.img"]),
+            map_labeled("disk.img", None, true, false)
+        );
+        assert_eq!(
+            cmd(&["-l", "-l", "-a", "disk.img"]),
+            map_labeled("disk.img", None, false, false)
+        );
+        assert_eq!(
+            cmd(&["-l", "-o", "1M", "-b", "4096", "-a", "disk.img"]),
+            Command::Map {
+                file: "disk.img".into(),
+                device: None,
+                readonly: false,
+                labeled: true,
+                direct_io: false,
+                region: Region {
+                    offset: 1 << 20,
+                    sizelimit: 0,
+                    sector_size: Some(4096),
+                },
+            }
+        );
+        // The word after -a is its file.
+        assert_eq!(
+            cmd(&["-a", "-l", "disk.img"]),
+            map("-l", Some("disk.img"), false)
+        );
+    }
+
     #[test]
     fn unmap_forms() {
         assert_eq!(cmd(&["-d", "img"]), unmap("img", false));
@@ -585,6 +660,11 @@ mod tests {
                 "-a and -d cannot be used together",
             ),
             (&["-r"], "-r is only valid with -a"),
+            (&["-l"], "-l is only valid with -a"),
+            (&["-l", "disk.img"], "-l is only valid with -a"),
+            (&["--labeled", "-d", "lofi1"], "-l is only valid with -a"),
+            (&["-l", "--resize", "lofi1"], "-l is only valid with -a"),
+            (&["-l", "--json"], "-l is only valid with -a"),
             (&["-r", "img"], "-r is only valid with -a"),
             (&["-r", "-d", "img"], "-r is only valid with -a"),
             (&["-f"], "-f is only valid with -d"),
@@ -679,11 +759,17 @@ mod tests {
 
     #[test]
     fn usage_lists_every_form() {
+        // The guest tests (tests/guest/lofiadm-lib.sh) match this line.
+        assert_eq!(
+            USAGE.lines().next(),
+            Some("Usage: lofiadm [-r] [--direct-io[=on|off]] [-o offset] [--sizelimit size]")
+        );
         for form in [
             "-a file [device]",
             "[-o offset]",
             "[--sizelimit size]",
             "[-b sector-size]",
+            "[-l] -a file [device]",
             "-d file | device",
             "[file | device]",
             "[--json]",
@@ -694,6 +780,7 @@ mod tests {
         for opt in [
             "--add",
             "--readonly",
+            "--labeled",
             "--direct-io[=on|off]",
             "--offset",
             "--sizelimit",

@@ -13,9 +13,10 @@ use nix::errno::Errno;
 use crate::checks;
 use crate::cli::Command;
 use crate::control::{Access, Control, MapOptions, Mapping, Queries, Region};
-use crate::device;
+use crate::device::{self, Name};
 use crate::error::{Error, NO_PERMISSION};
-use crate::listing;
+use crate::links::Layout;
+use crate::listing::{self, Listed};
 use crate::resolve;
 use crate::wait;
 
@@ -30,25 +31,28 @@ const BUSY_POLL: Duration = Duration::from_millis(50);
 /// Run `cmd`, writing its normal output to `out` and its warnings (of a
 /// command that succeeds nonetheless) to `warn`.
 pub fn run(cmd: &Command, out: &mut impl Write, warn: &mut impl Write) -> Result<(), Error> {
+    let layout = Layout::system();
     match cmd {
         Command::Map {
             file,
             device,
             readonly,
+            labeled,
             direct_io,
             region,
         } => {
             let opts = MapOptions {
                 readonly: *readonly,
+                labeled: *labeled,
                 direct_io: *direct_io,
                 region: *region,
             };
-            map(file, device.as_deref(), opts, out, warn)
+            map(&layout, file, device.as_deref(), opts, out, warn)
         }
         Command::Unmap { target, force } => unmap(target, *force),
         Command::Resize { target, sizelimit } => resize(target, *sizelimit),
-        Command::Query { target } => query(target, out),
-        Command::List { json } => list(*json, out),
+        Command::Query { target } => query(&layout, target, out),
+        Command::List { json } => list(&layout, *json, out),
     }
 }
 
@@ -62,16 +66,20 @@ pub enum Target {
 }
 
 /// Decide whether `arg` is a device or a file. Device names win (as on
-/// illumos); a name that looks like a device but is neither a valid one
-/// nor an existing file (other than a directory) is "malformed"; anything
-/// else is a file, which need not exist any more (see
-/// [`resolve::lenient`]).
+/// illumos); a partition's name is refused, as it is not a mapping; a
+/// name that looks like a device but is neither a valid one nor an
+/// existing file (other than a directory) is "malformed"; anything else
+/// is a file, which need not exist any more (see [`resolve::lenient`]).
 pub fn classify(arg: &OsStr) -> Result<Target, Error> {
-    if let Some(n) = device::parse(arg) {
-        return Ok(Target::Device {
-            n,
-            name: arg.to_string_lossy().into_owned(),
-        });
+    match device::parse_name(arg) {
+        Some(Name::Disk(n)) => {
+            return Ok(Target::Device {
+                n,
+                name: arg.to_string_lossy().into_owned(),
+            });
+        }
+        Some(Name::Partition(n, _)) => return Err(Error::msg(device::not_a_mapping(arg, n))),
+        None => {}
     }
     // A directory cannot be mapped: "/dev/lofi/" is a bad device name.
     let is_file = fs::metadata(arg).is_ok_and(|m| !m.is_dir());
@@ -112,6 +120,7 @@ pub fn map_warning(file: &Path, opts: MapOptions, mapping: &Mapping) -> Option<S
 // causes too, and the ABI refuses unknown flags precisely so that a
 // caller never gets a different mapping than it asked for unawares.
 fn map(
+    layout: &Layout,
     file: &OsStr,
     device: Option<&OsStr>,
     opts: MapOptions,
@@ -119,7 +128,11 @@ fn map(
     warn: &mut impl Write,
 ) -> Result<(), Error> {
     let n = match device {
-        Some(d) => Some(device::parse(d).ok_or_else(|| malformed(d))?),
+        Some(d) => Some(match device::parse_name(d) {
+            Some(Name::Disk(n)) => n,
+            Some(Name::Partition(n, _)) => return Err(Error::msg(device::not_a_mapping(d, n))),
+            None => return Err(malformed(d)),
+        }),
         None => None,
     };
     let path = resolve::existing(file)?;
@@ -141,11 +154,41 @@ fn map(
         // A warning that cannot be written does not undo the mapping.
         let _ = writeln!(warn, "lofiadm: {warning}");
     }
-    wait::for_node(mapping.number, &mapping.device, wait::NODE_TIMEOUT)?;
+    let n = mapping.number;
+    wait::for_node(layout, n, &mapping.node, wait::NODE_TIMEOUT)?;
+    if mapping.labeled {
+        // Those still missing get their links all the same: a link that
+        // leads nowhere yet is right once udev has made the node.
+        wait::for_partitions(layout, n, wait::PARTITION_TIMEOUT);
+    }
+    let listed = named(layout, mapping);
     if device.is_none() {
-        writeln!(out, "{}", mapping.device).map_err(|e| Error::io("write error", &e))?;
+        writeln!(out, "{}", listed.device).map_err(|e| Error::io("write error", &e))?;
     }
     Ok(())
+}
+
+/// `mapping` with the names to print: its links are made first if they
+/// are missing or wrong (see [`Layout::ensure`]). A user who may not make
+/// them (not root, and no udev rule) gets the nodes' names instead, so
+/// the failure is no error.
+pub fn named(layout: &Layout, mapping: Mapping) -> Listed {
+    let n = mapping.number;
+    let _ = layout.ensure(n, mapping.labeled);
+    let partitions = if mapping.labeled {
+        layout
+            .partitions(n)
+            .into_iter()
+            .map(|m| layout.shown(Name::Partition(n, m)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Listed {
+        device: layout.shown(Name::Disk(n)),
+        partitions,
+        mapping,
+    }
 }
 
 fn unmap(target: &OsStr, force: bool) -> Result<(), Error> {
@@ -227,7 +270,7 @@ fn resize_refused(name: &str, mapping: &Mapping, limit: u64) -> Error {
     Error::errno(format!("could not resize {name}: {why}"), Errno::EINVAL)
 }
 
-fn query(target: &OsStr, out: &mut impl Write) -> Result<(), Error> {
+fn query(layout: &Layout, target: &OsStr, out: &mut impl Write) -> Result<(), Error> {
     let target = classify(target)?;
     let ctl = Control::open(Access::ReadOnly)?;
     let line = match &target {
@@ -241,15 +284,18 @@ fn query(target: &OsStr, out: &mut impl Write) -> Result<(), Error> {
             let m = ctl.get_minor(path).map_err(|e| {
                 Error::errno(format!("could not find device for {}", path.display()), e)
             })?;
-            m.device.into_bytes()
+            named(layout, m).device.into_bytes()
         }
     };
     write_line(out, &line)
 }
 
-fn list(json: bool, out: &mut impl Write) -> Result<(), Error> {
+fn list(layout: &Layout, json: bool, out: &mut impl Write) -> Result<(), Error> {
     let ctl = Control::open(Access::ReadOnly)?;
-    let mappings = listing::collect(&ctl)?;
+    let mappings: Vec<Listed> = listing::collect(&ctl)?
+        .into_iter()
+        .map(|m| named(layout, m))
+        .collect();
     let text = if json {
         listing::json(&mappings).into_bytes()
     } else {
@@ -276,10 +322,11 @@ mod tests {
     fn mapping(direct_io: bool) -> Mapping {
         Mapping {
             number: 1,
-            device: "/dev/lofi/1".into(),
+            node: "/dev/lofi1".into(),
             file: "/srv/a.img".into(),
             readonly: false,
             compressed: None,
+            labeled: false,
             direct_io,
             block_size: 512,
             offset: 0,
@@ -318,12 +365,92 @@ mod tests {
     }
 
     #[test]
+    fn partitions_are_not_mappings() {
+        for (s, disk) in [
+            ("/dev/lofi/1p1", "/dev/lofi/1"),
+            ("/dev/lofi2p3", "/dev/lofi/2"),
+            ("lofi12p1", "/dev/lofi/12"),
+            ("/dev/rlofi/4p2", "/dev/lofi/4"),
+        ] {
+            assert_eq!(
+                c(s),
+                Err(format!("{s} is a partition of {disk}, not a mapping")),
+                "{s}"
+            );
+        }
+        assert_eq!(
+            c("/dev/lofi7"),
+            Ok(Target::Device {
+                n: 7,
+                name: "/dev/lofi7".into()
+            })
+        );
+    }
+
+    /// A scratch `/dev` with the nodes of mapping 1 and partitions 2 and
+    /// 1, and a `/sys` that lists them.
+    fn scratch_layout(name: &str) -> Layout {
+        let root =
+            std::env::temp_dir().join(format!("lofiadm-commands-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let layout = Layout {
+            dev: root.join("dev"),
+            sys: root.join("sys"),
+        };
+        fs::create_dir_all(&layout.dev).unwrap();
+        fs::write(layout.node(Name::Disk(1)), b"").unwrap();
+        for m in [2, 1] {
+            let part = Name::Partition(1, m);
+            fs::write(layout.node(part), b"").unwrap();
+            fs::create_dir_all(layout.sysfs_dir(part)).unwrap();
+            fs::write(layout.sysfs_dir(part).join("partition"), b"").unwrap();
+        }
+        layout
+    }
+
+    #[test]
+    fn named_mappings_get_their_links() {
+        let layout = scratch_layout("named");
+        let dev = layout.dev.display().to_string();
+        let mut m = mapping(false);
+        m.labeled = true;
+        let listed = named(&layout, m.clone());
+        assert_eq!(listed.device, format!("{dev}/lofi/1"));
+        assert_eq!(
+            listed.partitions,
+            [format!("{dev}/lofi/1p1"), format!("{dev}/lofi/1p2")]
+        );
+        assert_eq!(listed.mapping, m);
+        assert_eq!(
+            fs::read_link(layout.link(Name::Partition(1, 2))).unwrap(),
+            Path::new("../lofi1p2")
+        );
+        // Unlabeled: no partitions, whatever sysfs says.
+        m.labeled = false;
+        assert_eq!(named(&layout, m.clone()).partitions, [] as [String; 0]);
+        // Where no link can be made, the nodes.
+        fs::remove_dir_all(layout.link_dir()).unwrap();
+        fs::write(layout.link_dir(), b"").unwrap();
+        m.labeled = true;
+        let listed = named(&layout, m);
+        assert_eq!(listed.device, format!("{dev}/lofi1"));
+        assert_eq!(
+            listed.partitions,
+            [format!("{dev}/lofi1p1"), format!("{dev}/lofi1p2")]
+        );
+        fs::remove_dir_all(layout.dev.parent().unwrap()).unwrap();
+    }
+
+    #[test]
     fn malformed_device_names() {
         for s in [
             "/dev/lofi/x",
             "/dev/lofi/01",
             "/dev/rlofi/",
             "/dev/lofi/1/",
+            "/dev/lofi1x",
+            "/dev/lofi/1p",
+            "/dev/lofi/1p01",
             "lofi1x",
         ] {
             assert_eq!(c(s), Err(format!("malformed device name {s}")), "{s}");

@@ -11,21 +11,28 @@ use nix::errno::Errno;
 
 use crate::device;
 use crate::error::{Error, NO_PERMISSION};
-use crate::uapi::{BLOCK_SIZE_DEFAULT, CTL_PATH, Cmd, FLAG_DIRECT_IO, LofiIoctl, ioctl};
+use crate::uapi::{
+    BLOCK_SIZE_DEFAULT, CTL_PATH, Cmd, FLAG_DIRECT_IO, FLAG_LABELED, LofiIoctl, ioctl,
+};
 
 /// One mapping as the driver reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mapping {
     /// The mapping number N.
     pub number: u32,
-    /// Its block device node, `/dev/lofi/N`.
-    pub device: String,
+    /// Its block device node, `/dev/lofiN` (`li_devpath`). lofiadm shows
+    /// the link `/dev/lofi/N` instead where it can (see
+    /// [`crate::links::Layout::shown`]).
+    pub node: String,
     /// The backing file, as it was given when it was mapped.
     pub file: PathBuf,
     pub readonly: bool,
     /// The compression algorithm of a compressed image (not supported by
     /// the driver yet, so always `None` today).
     pub compressed: Option<String>,
+    /// Whether it is labeled, a disk with partitions (`LOFI_FLAG_LABELED`
+    /// in the returned `li_flags`).
+    pub labeled: bool,
     /// Whether the driver serves the mapping with direct I/O on the
     /// backing file (`LOFI_FLAG_DIRECT_IO` in the returned `li_flags`).
     pub direct_io: bool,
@@ -62,6 +69,8 @@ impl Region {
 pub struct MapOptions {
     /// `li_readonly`.
     pub readonly: bool,
+    /// `LOFI_FLAG_LABELED` in `li_flags`: read the partition table.
+    pub labeled: bool,
     /// `LOFI_FLAG_DIRECT_IO` in `li_flags`.
     pub direct_io: bool,
     /// `li_offset`, `li_sizelimit` and `li_block_size`.
@@ -71,6 +80,9 @@ pub struct MapOptions {
 impl MapOptions {
     fn apply(self, li: &mut LofiIoctl) {
         li.li_readonly = self.readonly.into();
+        if self.labeled {
+            li.li_flags |= FLAG_LABELED;
+        }
         if self.direct_io {
             li.li_flags |= FLAG_DIRECT_IO;
         }
@@ -82,7 +94,7 @@ impl MapOptions {
 
 impl Mapping {
     fn from_ioctl(number: u32, li: &LofiIoctl) -> Self {
-        let device = match li.devpath() {
+        let node = match li.devpath() {
             [] => device::node_path(number),
             path => String::from_utf8_lossy(path).into_owned(),
         };
@@ -92,10 +104,11 @@ impl Mapping {
         };
         Mapping {
             number,
-            device,
+            node,
             file: PathBuf::from(OsString::from_vec(li.filename().to_vec())),
             readonly: li.li_readonly != 0,
             compressed,
+            labeled: li.li_flags & FLAG_LABELED != 0,
             direct_io: li.li_flags & FLAG_DIRECT_IO != 0,
             // The driver always fills it in; 0 would be the default.
             block_size: match li.li_block_size {
@@ -268,16 +281,17 @@ mod tests {
     fn mapping_from_driver_output() {
         let mut li = LofiIoctl::with_filename(Path::new("/srv/a.img")).unwrap();
         li.li_readonly = 1;
-        li.li_devpath[..11].copy_from_slice(b"/dev/lofi/4");
+        li.li_devpath[..10].copy_from_slice(b"/dev/lofi4");
         let m = Mapping::from_ioctl(4, &li);
         assert_eq!(
             m,
             Mapping {
                 number: 4,
-                device: "/dev/lofi/4".into(),
+                node: "/dev/lofi4".into(),
                 file: "/srv/a.img".into(),
                 readonly: true,
                 compressed: None,
+                labeled: false,
                 direct_io: false,
                 block_size: 512,
                 offset: 0,
@@ -288,7 +302,7 @@ mod tests {
         li.li_devpath = [0; crate::uapi::DEVPATH_LEN];
         li.li_algorithm[..4].copy_from_slice(b"gzip");
         let m = Mapping::from_ioctl(9, &li);
-        assert_eq!(m.device, "/dev/lofi/9");
+        assert_eq!(m.node, "/dev/lofi9");
         assert_eq!(m.compressed.as_deref(), Some("gzip"));
     }
 
@@ -300,11 +314,16 @@ mod tests {
         let m = Mapping::from_ioctl(1, &li);
         assert!(m.direct_io);
         assert_eq!(m.block_size, 4096);
-        // Flags lofiadm does not know are not direct I/O.
-        li.li_flags = !FLAG_DIRECT_IO;
+        assert!(!m.labeled);
+        // Flags lofiadm does not know are neither.
+        li.li_flags = !(FLAG_DIRECT_IO | FLAG_LABELED);
         li.li_block_size = 512;
         let m = Mapping::from_ioctl(1, &li);
         assert!(!m.direct_io);
+        assert!(!m.labeled);
+        li.li_flags = FLAG_LABELED;
+        let m = Mapping::from_ioctl(1, &li);
+        assert!(m.labeled && !m.direct_io);
         assert_eq!(m.block_size, 512);
         // 0 is the default size.
         li.li_block_size = 0;
@@ -324,6 +343,7 @@ mod tests {
         assert_eq!((li.li_offset, li.li_sizelimit, li.li_block_size), (0, 0, 0));
         MapOptions {
             readonly: true,
+            labeled: false,
             direct_io: true,
             region: Region::default(),
         }
@@ -331,7 +351,27 @@ mod tests {
         assert_eq!((li.li_readonly, li.li_flags), (1, FLAG_DIRECT_IO));
         let mut li = LofiIoctl::default();
         MapOptions {
+            labeled: true,
+            ..MapOptions::default()
+        }
+        .apply(&mut li);
+        assert_eq!((li.li_readonly, li.li_flags), (0, FLAG_LABELED));
+        let mut li = LofiIoctl::default();
+        MapOptions {
+            readonly: true,
+            labeled: true,
+            direct_io: true,
+            region: Region::default(),
+        }
+        .apply(&mut li);
+        assert_eq!(
+            (li.li_readonly, li.li_flags),
+            (1, FLAG_DIRECT_IO | FLAG_LABELED)
+        );
+        let mut li = LofiIoctl::default();
+        MapOptions {
             readonly: false,
+            labeled: false,
             direct_io: true,
             region: Region {
                 offset: 1 << 20,

@@ -5,8 +5,9 @@
 //! carries out a command with `control` (the ioctls of /dev/lofictl, over
 //! the ABI mirror in `uapi`), `device` and `resolve` interpret operands,
 //! `checks` vets a file before it is mapped, `size` reads byte counts,
-//! `wait` waits for a new device node, `listing` formats mappings,
-//! `error` words failures.
+//! `wait` waits for a new device node, `links` makes the illumos-layout
+//! links `/dev/lofi/N` to the nodes `/dev/lofiN` and chooses the names
+//! printed, `listing` formats mappings, `error` words failures.
 
 pub mod checks;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod commands;
 pub mod control;
 pub mod device;
 pub mod error;
+pub mod links;
 pub mod listing;
 pub mod resolve;
 pub mod size;

@@ -22,7 +22,7 @@ pub fn collect(ctl: &impl Queries) -> Result<Vec<Mapping>, Error> {
             Err(Errno::ENXIO) => {}
             Err(e) => {
                 return Err(Error::errno(
-                    format!("could not get the mapping of {}", device::node_path(n)),
+                    format!("could not get the mapping of {}", device::link_path(n)),
                     e,
                 ));
             }
@@ -31,11 +31,23 @@ pub fn collect(ctl: &impl Queries) -> Result<Vec<Mapping>, Error> {
     Ok(mappings)
 }
 
+/// A mapping with the names lofiadm prints for it: its device and, if
+/// it is labeled, its partitions, each as its link `/dev/lofi/N[pM]` where
+/// that leads to the node, else the node (see
+/// [`crate::links::Layout::shown`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub mapping: Mapping,
+    /// The device as printed, e.g. `/dev/lofi/1`.
+    pub device: String,
+    /// The partitions as printed, by partition number.
+    pub partitions: Vec<String>,
+}
+
 /// The Options column: `-`, or a comma-separated list without spaces, as
 /// illumos writes it. The order is fixed: first the illumos options in the
-/// illumos order, `Compressed(alg)`, `Readonly` (and `Labeled` once the
-/// driver has labeled mappings), then the options of lofi on Linux in the
-/// order they were added: `DirectIO`, `Offset=N` and `Sizelimit=N` (in
+/// illumos order, `Compressed(alg)`, `Readonly`, `Labeled`, then the
+/// options of lofi on Linux in the order they were added: `DirectIO`, `Offset=N` and `Sizelimit=N` (in
 /// bytes, each only when not 0). A new option goes at the end, so that a
 /// column read by a script keeps its known prefixes. The sector size is
 /// not an option (direct I/O may choose it): `--json` has it.
@@ -46,6 +58,9 @@ pub fn options(m: &Mapping) -> String {
     }
     if m.readonly {
         opts.push("Readonly".to_string());
+    }
+    if m.labeled {
+        opts.push("Labeled".to_string());
     }
     if m.direct_io {
         opts.push("DirectIO".to_string());
@@ -66,15 +81,15 @@ pub fn options(m: &Mapping) -> String {
 /// The table illumos lofiadm prints, row format `%-20s     %-30s\t%s\n`,
 /// with a header row. File names are written as their bytes, as C would,
 /// and padded by bytes.
-pub fn table(mappings: &[Mapping]) -> Vec<u8> {
+pub fn table(listed: &[Listed]) -> Vec<u8> {
     let mut out = Vec::new();
     row(&mut out, b"Block Device", b"File", b"Options");
-    for m in mappings {
+    for l in listed {
         row(
             &mut out,
-            m.device.as_bytes(),
-            m.file.as_os_str().as_bytes(),
-            options(m).as_bytes(),
+            l.device.as_bytes(),
+            l.mapping.file.as_os_str().as_bytes(),
+            options(&l.mapping).as_bytes(),
         );
     }
     out
@@ -96,31 +111,40 @@ fn padded(out: &mut Vec<u8>, s: &[u8], width: usize) {
 }
 
 /// The `--json` listing: an array with one object per mapping, in order
-/// of N. The field names are stable (documented in lofiadm(8)):
+/// of N. The field names are stable (documented in lofiadm(8)); serde_json
+/// writes them in sorted order:
 ///
-/// - `device` (string): the block device, `/dev/lofi/N`
+/// - `device` (string): the block device as printed, `/dev/lofi/N` (or
+///   `/dev/lofiN` where that link cannot be made)
+/// - `node` (string): its node, `/dev/lofiN`
 /// - `number` (integer): N
 /// - `file` (string): the backing file as mapped (bytes that are not
 ///   UTF-8 are replaced by U+FFFD)
 /// - `readonly` (boolean)
 /// - `compressed` (string or null): the compression algorithm
-/// - `labeled` (boolean): always false until lofi supports labels
+/// - `labeled` (boolean): whether it is labeled (has a partition table
+///   read)
+/// - `partitions` (array of strings): the partitions of a labeled
+///   mapping as printed, `/dev/lofi/NpM`, by M; empty for an unlabeled one
 /// - `direct_io` (boolean): the driver serves it with direct I/O
 /// - `block_size` (integer): the device's logical block size in bytes
 /// - `offset` (integer): where the device starts in the file, in bytes
 /// - `sizelimit` (integer): the size limit it was mapped with, in bytes
 ///   (0: to the end of the file)
-pub fn json(mappings: &[Mapping]) -> String {
-    let items: Vec<_> = mappings
+pub fn json(listed: &[Listed]) -> String {
+    let items: Vec<_> = listed
         .iter()
-        .map(|m| {
+        .map(|l| {
+            let m = &l.mapping;
             json!({
-                "device": m.device,
+                "device": l.device,
+                "node": m.node,
                 "number": m.number,
                 "file": m.file.to_string_lossy(),
                 "readonly": m.readonly,
                 "compressed": m.compressed,
-                "labeled": false,
+                "labeled": m.labeled,
+                "partitions": l.partitions,
                 "direct_io": m.direct_io,
                 "block_size": m.block_size,
                 "offset": m.offset,
@@ -143,14 +167,26 @@ mod tests {
     fn mapping(n: u32, file: &str, readonly: bool) -> Mapping {
         Mapping {
             number: n,
-            device: device::node_path(n),
+            node: device::node_path(n),
             file: PathBuf::from(file),
             readonly,
             compressed: None,
+            labeled: false,
             direct_io: false,
             block_size: 512,
             offset: 0,
             sizelimit: 0,
+        }
+    }
+
+    /// `m` as listed with its links, `/dev/lofi/N` and, if labeled,
+    /// `/dev/lofi/NpM` for each M of `parts`.
+    fn listed(m: Mapping, parts: &[u32]) -> Listed {
+        let n = m.number;
+        Listed {
+            device: device::link_path(n),
+            partitions: parts.iter().map(|p| format!("/dev/lofi/{n}p{p}")).collect(),
+            mapping: m,
         }
     }
 
@@ -245,6 +281,21 @@ mod tests {
         m.offset = 0;
         m.direct_io = true;
         assert_eq!(options(&m), "Readonly,DirectIO,Sizelimit=1048576");
+        // Labeled is an illumos option, after Readonly.
+        m.labeled = true;
+        assert_eq!(options(&m), "Readonly,Labeled,DirectIO,Sizelimit=1048576");
+        m.offset = 512;
+        assert_eq!(
+            options(&m),
+            "Readonly,Labeled,DirectIO,Offset=512,Sizelimit=1048576"
+        );
+        m.readonly = false;
+        m.direct_io = false;
+        m.offset = 0;
+        m.sizelimit = 0;
+        assert_eq!(options(&m), "Labeled");
+        m.compressed = Some("gzip".into());
+        assert_eq!(options(&m), "Compressed(gzip),Labeled");
     }
 
     #[test]
@@ -253,12 +304,21 @@ mod tests {
         dio.direct_io = true;
         let mut ro_dio = mapping(4, "/srv/ro.img", true);
         ro_dio.direct_io = true;
+        let mut labeled = mapping(5, "/srv/disk.img", false);
+        labeled.labeled = true;
+        let mut no_link = listed(mapping(6, "/srv/user.img", false), &[]);
+        no_link.device = device::node_path(6);
         let ms = [
-            mapping(1, "/var/tmp/disk.img", false),
-            mapping(2, "/srv/iso/install.iso", true),
-            dio,
-            ro_dio,
-            mapping(12, "/a/file/name/longer/than/thirty/bytes.img", false),
+            listed(mapping(1, "/var/tmp/disk.img", false), &[]),
+            listed(mapping(2, "/srv/iso/install.iso", true), &[]),
+            listed(dio, &[]),
+            listed(ro_dio, &[]),
+            listed(labeled, &[1, 2]),
+            no_link,
+            listed(
+                mapping(12, "/a/file/name/longer/than/thirty/bytes.img", false),
+                &[],
+            ),
         ];
         let want = "\
 Block Device             File                          \tOptions
@@ -266,6 +326,8 @@ Block Device             File                          \tOptions
 /dev/lofi/2              /srv/iso/install.iso          \tReadonly
 /dev/lofi/3              /srv/db.img                   \tDirectIO
 /dev/lofi/4              /srv/ro.img                   \tReadonly,DirectIO
+/dev/lofi/5              /srv/disk.img                 \tLabeled
+/dev/lofi6               /srv/user.img                 \t-
 /dev/lofi/12             /a/file/name/longer/than/thirty/bytes.img\t-
 ";
         assert_eq!(String::from_utf8(table(&ms)).unwrap(), want);
@@ -280,7 +342,7 @@ Block Device             File                          \tOptions
         use std::os::unix::ffi::OsStrExt;
         let mut m = mapping(1, "", false);
         m.file = PathBuf::from(OsStr::from_bytes(b"/x\xff"));
-        let t = table(&[m]);
+        let t = table(&[listed(m, &[])]);
         let row = &t[t.iter().position(|&b| b == b'\n').unwrap() + 1..];
         // 20 + 5 bytes, then the 3-byte name padded to 30 bytes.
         assert_eq!(&row[25..29], b"/x\xff ");
@@ -296,23 +358,53 @@ Block Device             File                          \tOptions
         dio.block_size = 4096;
         dio.offset = 1 << 20;
         dio.sizelimit = 8 << 20;
-        let text = json(&[mapping(1, "/var/tmp/disk.img", false), ro, dio]);
+        let mut labeled = mapping(4, "/srv/disk.img", false);
+        labeled.labeled = true;
+        let mut no_link = listed(mapping(5, "/srv/user.img", false), &[]);
+        no_link.device = device::node_path(5);
+        let text = json(&[
+            listed(mapping(1, "/var/tmp/disk.img", false), &[]),
+            listed(ro, &[]),
+            listed(dio, &[]),
+            listed(labeled, &[1, 2, 10]),
+            no_link,
+        ]);
         assert!(text.ends_with('\n'));
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
             v,
             serde_json::json!([
-                {"device": "/dev/lofi/1", "number": 1, "file": "/var/tmp/disk.img",
-                 "readonly": false, "compressed": null, "labeled": false,
+                {"device": "/dev/lofi/1", "node": "/dev/lofi1", "number": 1,
+                 "file": "/var/tmp/disk.img", "readonly": false, "compressed": null,
+                 "labeled": false, "partitions": [], "direct_io": false,
+                 "block_size": 512, "offset": 0, "sizelimit": 0},
+                {"device": "/dev/lofi/2", "node": "/dev/lofi2", "number": 2,
+                 "file": "/srv/iso/\"quoted\"\\.iso", "readonly": true, "compressed": "lzma",
+                 "labeled": false, "partitions": [], "direct_io": false,
+                 "block_size": 512, "offset": 0, "sizelimit": 0},
+                {"device": "/dev/lofi/3", "node": "/dev/lofi3", "number": 3,
+                 "file": "/srv/db.img", "readonly": false, "compressed": null,
+                 "labeled": false, "partitions": [], "direct_io": true,
+                 "block_size": 4096, "offset": 1048576, "sizelimit": 8388608},
+                {"device": "/dev/lofi/4", "node": "/dev/lofi4", "number": 4,
+                 "file": "/srv/disk.img", "readonly": false, "compressed": null,
+                 "labeled": true,
+                 "partitions": ["/dev/lofi/4p1", "/dev/lofi/4p2", "/dev/lofi/4p10"],
                  "direct_io": false, "block_size": 512, "offset": 0, "sizelimit": 0},
-                {"device": "/dev/lofi/2", "number": 2, "file": "/srv/iso/\"quoted\"\\.iso",
-                 "readonly": true, "compressed": "lzma", "labeled": false,
-                 "direct_io": false, "block_size": 512, "offset": 0, "sizelimit": 0},
-                {"device": "/dev/lofi/3", "number": 3, "file": "/srv/db.img",
-                 "readonly": false, "compressed": null, "labeled": false,
-                 "direct_io": true, "block_size": 4096, "offset": 1048576,
-                 "sizelimit": 8388608},
+                {"device": "/dev/lofi5", "node": "/dev/lofi5", "number": 5,
+                 "file": "/srv/user.img", "readonly": false, "compressed": null,
+                 "labeled": false, "partitions": [], "direct_io": false,
+                 "block_size": 512, "offset": 0, "sizelimit": 0},
             ])
+        );
+        // The keys in sorted order, as documented.
+        let first = text.split('}').next().unwrap();
+        assert_eq!(
+            first,
+            "[{\"block_size\":512,\"compressed\":null,\"device\":\"/dev/lofi/1\",\
+             \"direct_io\":false,\"file\":\"/var/tmp/disk.img\",\"labeled\":false,\
+             \"node\":\"/dev/lofi1\",\"number\":1,\"offset\":0,\"partitions\":[],\
+             \"readonly\":false,\"sizelimit\":0"
         );
         assert_eq!(json(&[]), "[]\n");
     }
@@ -322,7 +414,7 @@ Block Device             File                          \tOptions
         use std::os::unix::ffi::OsStrExt;
         let mut m = mapping(1, "", false);
         m.file = PathBuf::from(OsStr::from_bytes(b"/x\xff"));
-        let v: serde_json::Value = serde_json::from_str(&json(&[m])).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json(&[listed(m, &[])])).unwrap();
         assert_eq!(v[0]["file"], "/x\u{fffd}");
     }
 }

@@ -13,7 +13,9 @@ use nix::errno::Errno;
 
 /// The control device (`"/dev/" LOFI_CTL_NAME`).
 pub const CTL_PATH: &str = "/dev/lofictl";
-/// The directory of the block device nodes (`"/dev/" LOFI_BLOCK_DIR`).
+/// The directory of the illumos-layout links `/dev/lofi/N` and
+/// `/dev/lofi/NpM` (`"/dev/" LOFI_BLOCK_DIR`); the nodes they lead to are
+/// `/dev/lofiN` and `/dev/lofiNpM`, named as the kernel names the disks.
 pub const BLOCK_DIR: &str = "/dev/lofi";
 /// `LOFI_PATH_LEN` (`PATH_MAX` of `<linux/limits.h>`): the size of `li_filename`.
 pub const PATH_LEN: usize = 4096;
@@ -26,8 +28,11 @@ pub const RESERVED_WORDS: usize = 13;
 /// `LOFI_FLAG_DIRECT_IO`: serve the mapping with direct I/O (cleared on
 /// return when the backing file cannot do it).
 pub const FLAG_DIRECT_IO: u32 = 0x1;
+/// `LOFI_FLAG_LABELED`: a labeled mapping (illumos `lofiadm -l`), whose
+/// partition table is read, so that its partitions `lofiNpM` appear.
+pub const FLAG_LABELED: u32 = 0x2;
 /// `LOFI_FLAGS_KNOWN`: the `li_flags` bits the driver accepts.
-pub const FLAGS_KNOWN: u32 = FLAG_DIRECT_IO;
+pub const FLAGS_KNOWN: u32 = FLAG_DIRECT_IO | FLAG_LABELED;
 /// `LOFI_BLOCK_SIZE_DEFAULT`: a mapping's logical block size when
 /// `li_block_size` is 0.
 pub const BLOCK_SIZE_DEFAULT: u32 = 512;
@@ -47,7 +52,7 @@ pub mod nr {
     pub const GET_MAXMINOR: u8 = 7;
     pub const CHECK_COMPRESSED: u8 = 8;
     pub const SET_CAPACITY: u8 = 9;
-    /// `LOFI_DKIOCSTATE`, on /dev/lofi/N (`_IOWR(LOFI_IOC_MAGIC, 0x10, __u32)`).
+    /// `LOFI_DKIOCSTATE`, on /dev/lofiN (`_IOWR(LOFI_IOC_MAGIC, 0x10, __u32)`).
     pub const DKIOCSTATE: u8 = 0x10;
 }
 
@@ -297,8 +302,8 @@ mod tests {
     #[test]
     fn out_strings_stop_at_nul_or_the_array_end() {
         let mut li = LofiIoctl::default();
-        li.li_devpath[..11].copy_from_slice(b"/dev/lofi/7");
-        assert_eq!(li.devpath(), b"/dev/lofi/7");
+        li.li_devpath[..10].copy_from_slice(b"/dev/lofi7");
+        assert_eq!(li.devpath(), b"/dev/lofi7");
         li.li_devpath = [b'd'; DEVPATH_LEN];
         assert_eq!(li.devpath().len(), DEVPATH_LEN);
         assert_eq!(li.algorithm(), b"");

@@ -1,43 +1,80 @@
-//! Waiting for a new mapping's device node.
+//! Waiting for a new mapping's device nodes.
 //!
-//! The driver's map command returns once the disk is added; devtmpfs
-//! makes the node then, but udev may replace it (or, without devtmpfs,
-//! make it) a little later. Scripts such as `mkfs $(lofiadm -a img)` use
-//! the node at once, so lofiadm returns only when it is there, like
-//! illumos lofiadm waits for its /dev links.
+//! The driver's map command returns once the disk (and, for a labeled
+//! mapping, its partitions) is added; devtmpfs makes the nodes then, but
+//! udev may replace them (or, without devtmpfs, make them) a little
+//! later. Scripts such as `mkfs $(lofiadm -a img)` use the node at once,
+//! so lofiadm returns only when it is there, like illumos lofiadm waits
+//! for its /dev links.
 
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::device;
+use crate::device::Name;
 use crate::error::Error;
+use crate::links::Layout;
 
 /// How long to wait for a node before giving up (illumos: 120 s).
 pub const NODE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait for the partitions' nodes, once the disk's is there.
+/// devtmpfs makes them before the map command returns, so this is only
+/// for udev; a partition still missing then is no error (the mapping and
+/// its disk are fine), it just has no link yet.
+pub const PARTITION_TIMEOUT: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(10);
 
-/// Wait until `node` is the block device of mapping `n`, for at most
-/// `timeout`. Fails with the illumos message `<node> was not created`;
-/// the mapping stays, as it does on illumos.
-pub fn for_node(n: u32, node: &str, timeout: Duration) -> Result<(), Error> {
+/// Wait until `node` (the driver's `li_devpath`) is the block device of
+/// mapping `n`, for at most `timeout`. Fails with the illumos message
+/// `<node> was not created`; the mapping stays, as it does on illumos.
+pub fn for_node(layout: &Layout, n: u32, node: &str, timeout: Duration) -> Result<(), Error> {
+    let sysfs_dev = layout.sysfs_dir(Name::Disk(n)).join("dev");
+    if until(Path::new(node), &sysfs_dev, Instant::now() + timeout) {
+        Ok(())
+    } else {
+        Err(Error::msg(format!("{node} was not created")))
+    }
+}
+
+/// Wait, for at most `timeout` in all, until the node of each partition
+/// of mapping `n` that sysfs lists is its block device; the partitions
+/// whose nodes are there.
+pub fn for_partitions(layout: &Layout, n: u32, timeout: Duration) -> Vec<u32> {
     let deadline = Instant::now() + timeout;
-    let sysfs_dev = format!("/sys/block/{}/dev", device::disk_name(n));
+    layout
+        .partitions(n)
+        .into_iter()
+        .filter(|&m| {
+            let name = Name::Partition(n, m);
+            until(
+                &layout.node(name),
+                &layout.sysfs_dir(name).join("dev"),
+                deadline,
+            )
+        })
+        .collect()
+}
+
+/// Poll until `node` is ready (see [`node_ready`]) or `deadline` passes;
+/// whether it is.
+fn until(node: &Path, sysfs_dev: &Path, deadline: Instant) -> bool {
     loop {
-        if node_ready(node, &sysfs_dev) {
-            return Ok(());
+        if node_ready(node, sysfs_dev) {
+            return true;
         }
         if Instant::now() >= deadline {
-            return Err(Error::msg(format!("{node} was not created")));
+            return false;
         }
         sleep(POLL);
     }
 }
 
-/// `node` is a block device with the disk's device number (when sysfs
-/// says which that is; a stale node of an earlier disk does not count).
-fn node_ready(node: &str, sysfs_dev: &str) -> bool {
+/// `node` is a block device with the device number sysfs gives in
+/// `sysfs_dev` (when sysfs says; a stale node of an earlier disk does not
+/// count).
+fn node_ready(node: &Path, sysfs_dev: &Path) -> bool {
     let Ok(meta) = fs::metadata(node) else {
         return false;
     };
@@ -62,6 +99,14 @@ fn dev_string(rdev: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+
+    fn nowhere() -> Layout {
+        Layout {
+            dev: PathBuf::from("/nonexistent/dev"),
+            sys: PathBuf::from("/nonexistent/sys"),
+        }
+    }
 
     #[test]
     fn device_numbers_are_written_as_sysfs_does() {
@@ -73,11 +118,37 @@ mod tests {
 
     #[test]
     fn a_missing_or_wrong_node_times_out() {
+        let l = nowhere();
         let t0 = Instant::now();
-        let e = for_node(1, "/nonexistent/lofi/1", Duration::from_millis(50)).unwrap_err();
-        assert_eq!(e.to_string(), "/nonexistent/lofi/1 was not created");
+        let e = for_node(&l, 1, "/nonexistent/lofi1", Duration::from_millis(50)).unwrap_err();
+        assert_eq!(e.to_string(), "/nonexistent/lofi1 was not created");
         assert!(t0.elapsed() >= Duration::from_millis(50));
         // A character device is not the node.
-        assert!(for_node(1, "/dev/null", Duration::ZERO).is_err());
+        assert!(for_node(&l, 1, "/dev/null", Duration::ZERO).is_err());
+    }
+
+    #[test]
+    fn partitions_whose_nodes_are_missing_are_left_out() {
+        let root = std::env::temp_dir().join(format!("lofiadm-wait-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let l = Layout {
+            dev: root.join("dev"),
+            sys: root.join("sys"),
+        };
+        let part = l.sysfs_dir(Name::Partition(1, 1));
+        fs::create_dir_all(&part).unwrap();
+        fs::write(part.join("partition"), "1\n").unwrap();
+        let t0 = Instant::now();
+        assert_eq!(
+            for_partitions(&l, 1, Duration::from_millis(30)),
+            [] as [u32; 0]
+        );
+        assert!(t0.elapsed() >= Duration::from_millis(30));
+        // No partitions: nothing to wait for.
+        assert_eq!(
+            for_partitions(&nowhere(), 1, Duration::from_secs(10)),
+            [] as [u32; 0]
+        );
+        fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -56,6 +56,10 @@ fn usage_errors_exit_2_with_the_usage_on_stderr() {
         &["--direct-io"],
         &["--direct-io", "img"],
         &["--direct-io=yes", "-a", "img"],
+        &["-l"],
+        &["-l", "img"],
+        &["-l", "-d", "img"],
+        &["--labeled", "--resize", "img"],
     ] {
         let out = lofiadm(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -123,11 +127,37 @@ fn map_checks_the_file_before_the_driver() {
         "/dev/null is a character device: lofi maps regular files and block devices only",
     );
     // The device operand of -a must be a device name.
-    for bad in ["/dev/lofi/x", "disk2", "/dev/loop0", "lofi"] {
+    for bad in ["/dev/lofi/x", "disk2", "/dev/loop0", "lofi", "/dev/lofi1x"] {
         assert_error(
             &lofiadm_in(&d, &["-a", "ok.img", bad]),
             &format!("malformed device name {bad}"),
         );
+        assert_error(
+            &lofiadm_in(&d, &["-l", "-a", "ok.img", bad]),
+            &format!("malformed device name {bad}"),
+        );
+    }
+    // ... and not a partition's.
+    for part in ["/dev/lofi/1p1", "/dev/lofi1p2", "lofi1p3"] {
+        assert_error(
+            &lofiadm_in(&d, &["-a", "ok.img", part]),
+            &format!("{part} is a partition of /dev/lofi/1, not a mapping"),
+        );
+    }
+}
+
+#[test]
+fn partitions_are_not_mappings() {
+    for part in ["/dev/lofi/2p1", "/dev/lofi2p1", "lofi2p1", "/dev/rlofi/2p1"] {
+        let message = format!("{part} is a partition of /dev/lofi/2, not a mapping");
+        for args in [
+            &[part][..],
+            &["-d", part],
+            &["-d", part, "-f"],
+            &["--resize", part],
+        ] {
+            assert_error(&lofiadm(args), &message);
+        }
     }
 }
 
@@ -171,36 +201,44 @@ fn without_the_driver_the_control_device_is_missing() {
 #[test]
 fn listing_rows_match_printf() {
     use lofiadm::control::Mapping;
-    let mappings: Vec<Mapping> = [
-        (1, "/var/tmp/disk.img", false, false),
-        (23, "/srv/iso/install.iso", true, true),
+    use lofiadm::listing::Listed;
+    let mappings: Vec<Listed> = [
+        (1, "/var/tmp/disk.img", false, false, false),
+        (23, "/srv/iso/install.iso", true, true, false),
+        (7, "/srv/disk.img", true, false, true),
         (
             4567,
             "/a/file/name/that/is/much/longer/than/thirty/bytes.img",
             false,
             true,
+            true,
         ),
     ]
     .into_iter()
-    .map(|(n, f, ro, dio)| Mapping {
-        number: n,
+    .map(|(n, f, ro, dio, labeled)| Listed {
         device: format!("/dev/lofi/{n}"),
-        file: f.into(),
-        readonly: ro,
-        compressed: None,
-        direct_io: dio,
-        block_size: 512,
-        offset: 0,
-        sizelimit: 0,
+        partitions: Vec::new(),
+        mapping: Mapping {
+            number: n,
+            node: format!("/dev/lofi{n}"),
+            file: f.into(),
+            readonly: ro,
+            compressed: None,
+            labeled,
+            direct_io: dio,
+            block_size: 512,
+            offset: 0,
+            sizelimit: 0,
+        },
     })
     .collect();
     let mut args = vec!["%-20s     %-30s\\t%s\\n".to_string()];
     args.extend(["Block Device", "File", "Options"].map(String::from));
-    for m in &mappings {
+    for l in &mappings {
         args.extend([
-            m.device.clone(),
-            m.file.display().to_string(),
-            lofiadm::listing::options(m),
+            l.device.clone(),
+            l.mapping.file.display().to_string(),
+            lofiadm::listing::options(&l.mapping),
         ]);
     }
     let out = Command::new("printf")

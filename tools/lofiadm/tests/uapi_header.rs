@@ -45,6 +45,8 @@ fn rust_lines() -> Vec<String> {
         format!("const LOFI_DEVPATH_LEN {:#x}", uapi::DEVPATH_LEN),
         format!("const LOFI_ALGORITHM_LEN {:#x}", uapi::ALGORITHM_LEN),
         format!("const LOFI_RESERVED_WORDS {:#x}", uapi::RESERVED_WORDS),
+        format!("const LOFI_FLAG_DIRECT_IO {:#x}", uapi::FLAG_DIRECT_IO),
+        format!("const LOFI_FLAG_LABELED {:#x}", uapi::FLAG_LABELED),
         format!("const LOFI_FLAGS_KNOWN {:#x}", uapi::FLAGS_KNOWN),
         format!(
             "const LOFI_BLOCK_SIZE_DEFAULT {:#x}",
