@@ -10,6 +10,7 @@
 //! could move into `rust/kernel` on its own.
 
 pub(crate) mod blk;
+pub(crate) mod decompress;
 pub(crate) mod disk_attrs;
 pub(crate) mod event;
 pub(crate) mod file;
@@ -17,5 +18,6 @@ pub(crate) mod file_io;
 pub(crate) mod helpers;
 pub(crate) mod misc;
 pub(crate) mod module_ref;
+pub(crate) mod ratelimit;
 pub(crate) mod request_guard;
 pub(crate) mod workqueue;

@@ -320,6 +320,28 @@ impl KernelFile {
         Ok(size)
     }
 
+    /// Reads exactly `buf.len()` bytes at byte `pos` of the file, with
+    /// `kernel_read()` (a short read is retried; the end of the file
+    /// before the buffer is full is `EIO`). Sleeps.
+    pub(crate) fn read_exact_at(&self, pos: u64, buf: &mut [u8]) -> Result {
+        let mut pos = i64::try_from(pos).map_err(|_| EINVAL)?;
+        let mut done = 0;
+        while done < buf.len() {
+            let rest = &mut buf[done..];
+            // SAFETY: The file is valid and open; `rest` is writable for
+            // its length; `pos` is ours and advanced by the call.
+            let n = unsafe {
+                bindings::kernel_read(self.raw(), rest.as_mut_ptr().cast(), rest.len(), &mut pos)
+            };
+            match usize::try_from(n) {
+                Ok(0) => return Err(EIO),
+                Ok(n) => done += n.min(rest.len()),
+                Err(_) => return Err(Error::from_errno(n as i32)),
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the file was opened for writing.
     pub(crate) fn writable(&self) -> bool {
         // SAFETY: The file is valid; `f_mode` is set at open.

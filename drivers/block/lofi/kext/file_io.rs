@@ -462,3 +462,55 @@ impl Drop for ChargeScope {
         }
     }
 }
+
+/// Where a read request served from memory puts its data, in order:
+/// the request's own pages, through the iterator of its [`FileIo`].
+pub(crate) struct ReadSink<'a> {
+    io: &'a FileIo,
+}
+
+impl ReadSink<'_> {
+    /// Bytes of the request not yet filled.
+    pub(crate) fn remaining(&self) -> usize {
+        self.io.remaining()
+    }
+
+    /// Appends `data` to what the request has been given; `EINVAL` if it
+    /// does not fit.
+    pub(crate) fn put(&mut self, data: &[u8]) -> Result {
+        if data.len() > self.remaining() {
+            return Err(EINVAL);
+        }
+        // SAFETY: The iterator is prepared over the request's data (a
+        // destination) and has room for `data` (checked above); `data` is
+        // valid for its length.
+        let copied = unsafe {
+            bindings::_copy_to_iter(data.as_ptr().cast(), data.len(), self.io.iter.get())
+        };
+        if copied != data.len() {
+            return Err(EIO);
+        }
+        Ok(())
+    }
+}
+
+/// Serves a read request of a disk whose `Cmd` is [`FileIo`] from memory,
+/// in a worker: `fill` must put all of the request's bytes, in order, into
+/// the sink it is given. `file` is the disk's backing file (which the
+/// request's I/O state names, though it is not read here).
+pub(crate) fn serve_from_memory<T: DiskOps<Cmd = FileIo>>(
+    rq: &RequestRef<T>,
+    file: &KernelFile,
+    fill: impl FnOnce(&mut ReadSink<'_>) -> Result,
+) -> BlkStatus {
+    let io = rq.cmd();
+    // SAFETY: Ours (type invariant of `FileIo`).
+    if !unsafe { *io.prepared.get() } && io.prepare(rq, file, 0, false, GFP_KERNEL).is_err() {
+        return BlkStatus::IO_ERROR;
+    }
+    let mut sink = ReadSink { io };
+    match fill(&mut sink) {
+        Ok(()) if sink.remaining() == 0 => BlkStatus::OK,
+        _ => BlkStatus::IO_ERROR,
+    }
+}
