@@ -4,7 +4,7 @@
 # shellcheck source=tests/guest/lib.sh
 . "$LOFI_ROOT/tests/guest/lib.sh"
 
-suites="lofi_geometry lofi_io_mode lofi_numbers lofi_segments"
+suites="lofi_compressed_format lofi_geometry lofi_io_mode lofi_numbers lofi_segments"
 dmesg -C
 load_lofi
 unload_lofi

@@ -8,6 +8,11 @@
 
 use crate::{
     backing::{open_backing, path_identity},
+    compressed::{
+        self,
+        format::{Algorithm, HEADER_LEN},
+        CompressedImage,
+    },
     device::{Device, DeviceConfig, LofiDisk, QUEUE_DEPTH, SYSFS_ATTRIBUTES, SYSFS_DIR},
     geometry,
     kext::{
@@ -92,9 +97,8 @@ impl MiscHandler for Control {
             | uapi::LOFI_GET_FILENAME
             | uapi::LOFI_GET_MINOR
             | uapi::LOFI_GET_MAXMINOR
+            | uapi::LOFI_CHECK_COMPRESSED
             | uapi::LOFI_SET_CAPACITY => {}
-            // Reserved (compressed images): not yet.
-            uapi::LOFI_CHECK_COMPRESSED => return Err(ENOTTY),
             _ => return Err(ENOTTY),
         }
         if changes_mappings(cmd) && file.flags() & O_ACCMODE == O_RDONLY {
@@ -113,7 +117,9 @@ impl MiscHandler for Control {
             uapi::LOFI_UNMAP_FILE => self.unmap(&mut li, arg, true),
             uapi::LOFI_UNMAP_FILE_MINOR => self.unmap(&mut li, arg, false),
             uapi::LOFI_GET_FILENAME => self.get_filename(&mut li, arg),
-            uapi::LOFI_GET_MINOR => self.get_minor(&mut li, arg),
+            // illumos: the mapping of li_filename, with its algorithm in
+            // li_algorithm; every query fills that in here.
+            uapi::LOFI_GET_MINOR | uapi::LOFI_CHECK_COMPRESSED => self.get_minor(&mut li, arg),
             uapi::LOFI_SET_CAPACITY => self.set_capacity(&mut li, arg),
             _ => {
                 li.li_minor = self.table.lock().max();
@@ -200,10 +206,52 @@ fn describe(li: &mut LofiIoctl, dev: &Device) -> Result {
     li.li_block_size = dev.logical_block_size;
     li.li_offset = dev.offset;
     li.li_sizelimit = dev.sizelimit();
+    uapi::set_c_string(&mut li.li_algorithm, dev.algorithm());
     // The node devtmpfs makes for the disk, named as the disk is.
     let path = CString::try_from_fmt(fmt!("/dev/lofi{}", dev.number))?;
     uapi::set_c_string(&mut li.li_devpath, path.to_bytes());
     Ok(())
+}
+
+/// The backing object of a new mapping, as opened.
+struct Backing {
+    file: KernelFile,
+    /// Its compressed image, if it is one.
+    compressed: Option<Pin<KBox<CompressedImage>>>,
+    identity: Identity,
+    /// The path it was mapped by (no NUL).
+    filename: KVec<u8>,
+}
+
+/// The algorithm of `file` if it is a compressed image (its header names
+/// one lofi reads: see [`compressed::detect`]). A file too short for the
+/// header is none.
+fn compressed_algorithm(file: &KernelFile) -> Result<Option<Algorithm>> {
+    let mut head = [0u8; HEADER_LEN];
+    if file.size()? < HEADER_LEN as i64 {
+        return Ok(None);
+    }
+    file.read_exact_at(0, &mut head)?;
+    Ok(compressed::detect(&head))
+}
+
+/// The mapped image of the compressed file `file`: the whole file, so
+/// an offset or a size limit is `EINVAL`, as is an image whose size is
+/// no multiple of the block size asked for, or a header or index that is
+/// not sound (see [`CompressedImage::load`]).
+fn compressed_image(
+    file: &KernelFile,
+    algorithm: Algorithm,
+    options: &MapOptions,
+) -> Result<Pin<KBox<CompressedImage>>> {
+    if options.offset != 0 || options.sizelimit != 0 {
+        return Err(EINVAL);
+    }
+    let image = CompressedImage::load(file, algorithm)?;
+    if image.size() % u64::from(options.region_block()) != 0 {
+        return Err(EINVAL);
+    }
+    Ok(image)
 }
 
 /// The part of the backing file a new mapping presents.
@@ -292,7 +340,7 @@ impl Control {
     fn map(&self, li: &mut LofiIoctl, arg: usize, requested: Option<u32>) -> Result<isize> {
         let options = check_map_options(li)?;
         let path = request_path(li)?;
-        // Compressed images are not supported yet.
+        // An output field: the header names the algorithm.
         if li.li_algorithm[0] != 0 {
             return Err(EINVAL);
         }
@@ -303,14 +351,27 @@ impl Control {
             _ => {}
         }
         let file = open_backing(&self.table, path, li.li_readonly != 0)?;
-        let capacity = geometry::region_sectors(
-            file.size()?,
-            options.offset,
-            options.sizelimit,
-            options.region_block(),
-        )?;
+        let compressed = match compressed_algorithm(&file)? {
+            Some(algorithm) => Some(compressed_image(&file, algorithm, &options)?),
+            None => None,
+        };
+        let capacity = match &compressed {
+            Some(image) => image.size() / geometry::SECTOR_SIZE,
+            None => geometry::region_sectors(
+                file.size()?,
+                options.offset,
+                options.sizelimit,
+                options.region_block(),
+            )?,
+        };
         let buffered = IoMode::buffered(options.region_block());
-        let io = if li.li_flags & uapi::LOFI_FLAG_DIRECT_IO != 0 {
+        let io = if li.li_flags & uapi::LOFI_FLAG_DIRECT_IO != 0 && compressed.is_some() {
+            pr_info!(
+                "{}: a compressed image is read through the page cache; no direct I/O\n",
+                path.to_str().unwrap_or("backing file")
+            );
+            buffered
+        } else if li.li_flags & uapi::LOFI_FLAG_DIRECT_IO != 0 {
             direct_io_mode(&file, &options, capacity).unwrap_or_else(|why| {
                 pr_info!(
                     "{}: no direct I/O ({why}); using buffered I/O\n",
@@ -322,7 +383,8 @@ impl Control {
             buffered
         };
         let capacity = io.capacity(capacity);
-        let read_only = !file.writable();
+        // A compressed image is never written.
+        let read_only = !file.writable() || compressed.is_some();
         let identity = file.identity();
         let labeled = li.li_flags & uapi::LOFI_FLAG_LABELED != 0;
         let mut filename = KVec::with_capacity(path.to_bytes().len(), GFP_KERNEL)?;
@@ -337,7 +399,13 @@ impl Control {
             sectors: capacity,
             labeled,
         };
-        match self.build(n, file, region, io, read_only, identity, filename, li, arg) {
+        let backing = Backing {
+            file,
+            compressed,
+            identity,
+            filename,
+        };
+        match self.build(n, backing, region, io, read_only, li, arg) {
             Ok((dev, devt)) => {
                 self.table.lock().install(n, dev, devt, nodes);
                 Ok(n as isize)
@@ -356,15 +424,19 @@ impl Control {
     fn build(
         &self,
         n: u32,
-        file: KernelFile,
+        backing: Backing,
         region: Region,
         io: IoMode,
         read_only: bool,
-        identity: Identity,
-        filename: KVec<u8>,
         li: &mut LofiIoctl,
         arg: usize,
     ) -> Result<(Arc<Device>, u32)> {
+        let Backing {
+            file,
+            compressed,
+            identity,
+            filename,
+        } = backing;
         // Flushes are sent only where they can work (as `loop` does): a
         // read-only mapping has nothing to flush, and a file without
         // `fsync` could only fail them.
@@ -400,6 +472,7 @@ impl Control {
             filename,
             file,
             direct: io.direct,
+            compressed,
             logical_block_size: io.logical_block_size,
             hw_queues,
             teardown_queue: self.teardown_queue.clone(),

@@ -26,6 +26,7 @@
 //! it have drained, and for a retired device removes the disk.
 
 use crate::{
+    compressed::CompressedImage,
     geometry,
     kext::{
         blk::{
@@ -37,7 +38,7 @@ use crate::{
         file::{
             Identity, KernelFile, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE,
         },
-        file_io::{serve_rw, ChargeScope, FileIo, Issue},
+        file_io::{serve_from_memory, serve_rw, ChargeScope, FileIo, Issue},
         module_ref::ModuleRef,
         request_guard::RequestGuarded,
         workqueue::{IoFlusherScope, NoIoScope, OwnedQueue},
@@ -112,6 +113,7 @@ pub(crate) struct DeviceConfig {
     pub(crate) filename: KVec<u8>,
     pub(crate) file: KernelFile,
     pub(crate) direct: bool,
+    pub(crate) compressed: Option<Pin<KBox<CompressedImage>>>,
     pub(crate) logical_block_size: u32,
     pub(crate) hw_queues: u32,
     pub(crate) teardown_queue: Arc<OwnedQueue>,
@@ -133,6 +135,7 @@ pub(crate) const SYSFS_ATTRIBUTES: &[&CStr] = &[
     c"dio",
     c"sector_size",
     c"state",
+    c"algorithm",
 ];
 
 /// Requests in flight per hardware queue.
@@ -165,6 +168,9 @@ pub(crate) struct Device {
     pub(crate) read_only: bool,
     /// Served with direct, asynchronous I/O on the backing file.
     pub(crate) direct: bool,
+    /// The backing file is a compressed image, whose reads decompress its
+    /// segments (the mapping is read-only).
+    pub(crate) compressed: Option<Pin<KBox<CompressedImage>>>,
     /// The disk's logical block size in bytes.
     pub(crate) logical_block_size: u32,
     /// Discard was found unsupported by the backing file and switched off.
@@ -232,6 +238,7 @@ impl Device {
                 labeled: config.labeled,
                 read_only: config.read_only,
                 direct: config.direct,
+                compressed: config.compressed,
                 logical_block_size: config.logical_block_size,
                 discard_off: Atomic::new(false),
                 write_zeroes_off: Atomic::new(false),
@@ -454,6 +461,9 @@ impl Device {
             return Disposition::Done(BlkStatus::IO_ERROR);
         };
         let op = rq.op();
+        if let Some(image) = &self.compressed {
+            return self.submit_compressed(rq, file, image, op, at);
+        }
         let write = match op {
             ReqOp::Read => false,
             ReqOp::Write => true,
@@ -504,6 +514,42 @@ impl Device {
                 serve_rw(rq, file, pos, how)
             }
         }
+    }
+
+    /// Offers a request to a compressed image: reads decompress in a
+    /// worker (they sleep), anything that would change the disk fails, as
+    /// on any read-only mapping.
+    fn submit_compressed(
+        &self,
+        rq: &RequestRef<LofiDisk>,
+        file: &KernelFile,
+        image: &CompressedImage,
+        op: ReqOp,
+        at: Submit,
+    ) -> Disposition {
+        match (op, at) {
+            (ReqOp::Read, Submit::Inline) => Disposition::Punt,
+            (ReqOp::Read, Submit::Worker) => {
+                let _flusher = IoFlusherScope::enter();
+                let _charge = ChargeScope::enter(rq);
+                let (pos, len) = (rq.byte_offset(), u64::from(rq.bytes()));
+                Disposition::Done(serve_from_memory(rq, file, |sink| {
+                    image.read(self.number, file, pos, len, sink)
+                }))
+            }
+            // Nothing is cached for writing: a flush has nothing to do.
+            (ReqOp::Flush, _) => Disposition::Done(BlkStatus::OK),
+            (ReqOp::Other(_), _) => Disposition::Done(BlkStatus::NOT_SUPPORTED),
+            _ => Disposition::Done(BlkStatus::IO_ERROR),
+        }
+    }
+
+    /// The algorithm name of a compressed image's mapping (empty for
+    /// others), as in its header.
+    pub(crate) fn algorithm(&self) -> &'static [u8] {
+        self.compressed
+            .as_ref()
+            .map_or(b"", |image| image.algorithm.name)
     }
 
     /// Where the data of `rq` is in the backing file.
@@ -723,6 +769,10 @@ impl DiskOps for LofiDisk {
             b"labeled" => writeln!(out, "{}", u8::from(dev.labeled)),
             b"dio" => writeln!(out, "{}", u8::from(dev.direct)),
             b"sector_size" => writeln!(out, "{}", dev.logical_block_size),
+            b"algorithm" => {
+                out.write_bytes(dev.algorithm());
+                out.write_str("\n")
+            }
             b"state" => {
                 let state = match dev.phase() {
                     Phase::Mapped => "mapped",

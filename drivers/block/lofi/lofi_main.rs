@@ -10,6 +10,7 @@
 //! Documentation/userspace-api/lofi.rst.
 
 mod backing;
+mod compressed;
 mod control;
 mod device;
 mod geometry;

@@ -45,7 +45,7 @@
 #define LOFI_PATH_LEN		PATH_MAX
 /* Size of li_devpath: "/dev/lofi65536" and room for partition suffixes. */
 #define LOFI_DEVPATH_LEN	64
-/* Size of li_algorithm (reserved for compressed images). */
+/* Size of li_algorithm: the algorithm name of a compressed image. */
 #define LOFI_ALGORITHM_LEN	36
 /* Words of li_reserved. */
 #define LOFI_RESERVED_WORDS	13
@@ -110,7 +110,17 @@ struct lofi_ioctl {
 	char	li_filename[LOFI_PATH_LEN];
 	/* Out: the mapping's device node, e.g. "/dev/lofi1". */
 	char	li_devpath[LOFI_DEVPATH_LEN];
-	/* Reserved for compressed images: must be empty ("") on map. */
+	/*
+	 * Out (maps and queries): the algorithm of a compressed image, as
+	 * its header names it ("gzip", "gzip-6", "gzip-9", "lzma", "zstd",
+	 * "lz4"), or "" for an ordinary one. Must be "" on map: lofi finds a
+	 * compressed image by its header (the illumos lofiadm -C format),
+	 * maps the whole of it read-only (li_readonly 1 on return, whatever
+	 * was asked for) with buffered I/O (LOFI_FLAG_DIRECT_IO clear on
+	 * return), and refuses an li_offset or li_sizelimit for it, an
+	 * uncompressed size that is no multiple of the block size asked for,
+	 * and a header or index that is not sound, with EINVAL.
+	 */
 	char	li_algorithm[LOFI_ALGORITHM_LEN];
 	/* Reserved for extensions: must be zero for every command, else EINVAL. */
 	__u32	li_reserved[LOFI_RESERVED_WORDS];
@@ -127,7 +137,10 @@ struct lofi_ioctl {
 #define LOFI_GET_FILENAME	_IOWR(LOFI_IOC_MAGIC, 5, struct lofi_ioctl)
 #define LOFI_GET_MINOR		_IOWR(LOFI_IOC_MAGIC, 6, struct lofi_ioctl)
 #define LOFI_GET_MAXMINOR	_IOWR(LOFI_IOC_MAGIC, 7, struct lofi_ioctl)
-/* Reserved for compressed images: ENOTTY until they are supported. */
+/*
+ * As LOFI_GET_MINOR (the mapping of li_filename), for lofiadm -U on
+ * illumos: li_algorithm says whether, and how, its image is compressed.
+ */
 #define LOFI_CHECK_COMPRESSED	_IOWR(LOFI_IOC_MAGIC, 8, struct lofi_ioctl)
 /*
  * Capacity change of read-write mapping li_minor (a read-only one is
