@@ -53,7 +53,7 @@ got = json.loads(sys.argv[1])
 s = sys.argv[2]
 want = [
     {"device": f"/dev/lofi/{n}", "node": f"/dev/lofi{n}", "number": n, "file": f"{s}/{f}",
-     "readonly": ro, "compressed": None, "labeled": False, "partitions": [],
+     "readonly": ro, "compressed": False, "algorithm": None, "labeled": False, "partitions": [],
      "direct_io": False, "block_size": 512, "offset": 0, "sizelimit": 0}
     for n, f, ro in [(1, "a.img", False), (2, "b.img", True), (5, "c.img", False),
                      (7, "d.img", True), (9, "e.img", False)]
@@ -130,7 +130,9 @@ expect_usage a.img b.img
 expect_usage --json a.img
 expect_usage -x
 expect_usage -a
-expect_usage -C gzip a.img
+expect_usage -C gzip -a a.img
+expect_usage -U
+expect_usage -U a.img b.img
 expect_usage --direct-io a.img
 expect_usage --direct-io=off -d a.img
 expect_usage --direct-io=yes -a a.img

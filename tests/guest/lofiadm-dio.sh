@@ -56,7 +56,7 @@ want = []
 for spec in sys.argv[3:]:
     n, f, ro, dio, bs = spec.split(":")
     want.append({"device": f"/dev/lofi/{n}", "node": f"/dev/lofi{n}", "number": int(n),
-                 "file": f"{s}/{f}", "readonly": ro == "1", "compressed": None,
+                 "file": f"{s}/{f}", "readonly": ro == "1", "compressed": False, "algorithm": None,
                  "labeled": False, "partitions": [],
                  "direct_io": dio == "1", "block_size": int(bs), "offset": 0, "sizelimit": 0})
 assert got == want, f"got {got}\nwant {want}"

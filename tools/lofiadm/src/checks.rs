@@ -40,7 +40,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn of(meta: &Metadata) -> Self {
+    /// The kind of file `meta` describes.
+    pub fn of(meta: &Metadata) -> Self {
         let t = meta.file_type();
         if t.is_file() {
             Kind::Regular
@@ -85,6 +86,21 @@ fn judge_kind(
         Kind::Other => Err(Error::msg(format!(
             "{name} is not a regular file, block, or character device"
         ))),
+    }
+}
+
+/// The verdict on compressing or uncompressing a file of `kind` and
+/// `size` bytes in place (`lofiadm -C`, `-U`): it must be a regular file
+/// (it is replaced by a new one) whose size is a multiple of 512, as
+/// illumos requires; an empty one is fine (there is nothing to do).
+pub fn rewritable(file: &Path, kind: Kind, size: u64) -> Result<(), Error> {
+    let name = file.display();
+    match kind {
+        Kind::Regular if !size.is_multiple_of(SECTOR_SIZE) => Err(Error::msg(format!(
+            "size of {name} is not a multiple of {SECTOR_SIZE}"
+        ))),
+        Kind::Regular => Ok(()),
+        _ => Err(Error::msg(format!("{name} is not a regular file"))),
     }
 }
 
@@ -291,6 +307,21 @@ mod tests {
             ),
         ] {
             assert_eq!(region_verdict(size, r), Err(want.to_string()), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn rewritable_files() {
+        let v = |kind, size| rewritable(Path::new("/a.img"), kind, size).map_err(|e| e.to_string());
+        assert_eq!(v(Kind::Regular, 0), Ok(()));
+        assert_eq!(v(Kind::Regular, 512), Ok(()));
+        assert_eq!(v(Kind::Regular, 1 << 33), Ok(()));
+        assert_eq!(
+            v(Kind::Regular, 1000),
+            Err("size of /a.img is not a multiple of 512".into())
+        );
+        for kind in [Kind::BlockDevice, Kind::CharDevice, Kind::Other] {
+            assert_eq!(v(kind, 4096), Err("/a.img is not a regular file".into()));
         }
     }
 

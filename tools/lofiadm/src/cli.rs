@@ -7,6 +7,9 @@
 //! lofiadm -d file | device [-f]    unmap (-f: even if the device is open)
 //! lofiadm [--sizelimit size] --resize file | device
 //!                                  measure the file again, resize the device
+//! lofiadm -C [algorithm] [-s segment_size] file
+//!                                  compress file in place
+//! lofiadm -U file                  uncompress file in place
 //! lofiadm [file | device]          the device of a file, the file of a device
 //! lofiadm [--json]                 list all mappings
 //! ```
@@ -14,8 +17,12 @@
 //! clap splits the arguments (getopt-like: `-ra file`, `-afile`, options
 //! after operands); which combinations make sense is decided here, so
 //! that every misuse is a usage error (exit status 2, usage on stderr).
+//! The algorithm after `-C` is optional, as in illumos: it is the next
+//! word when more than one word follows `-C` and the next one does not
+//! start with '-' (see [`take_algorithm`]).
 
 use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
 
 use clap::{ArgAction, Parser, error::ErrorKind};
 
@@ -28,6 +35,8 @@ Usage: lofiadm [-r] [--direct-io[=on|off]] [-o offset] [--sizelimit size]
                [-b sector-size] [-l] -a file [device]
        lofiadm -d file | device [-f]
        lofiadm [--sizelimit size] --resize file | device
+       lofiadm -C [gzip|gzip-6|gzip-9|lzma|zstd|lz4] [-s segment_size] file
+       lofiadm -U file
        lofiadm [file | device]
        lofiadm [--json]
 ";
@@ -38,11 +47,14 @@ Usage: lofiadm [-r] [--direct-io[=on|off]] [-o offset] [--sizelimit size]
                [-b sector-size] [-l] -a file [device]
        lofiadm -d file | device [-f]
        lofiadm [--sizelimit size] --resize file | device
+       lofiadm -C [gzip|gzip-6|gzip-9|lzma|zstd|lz4] [-s segment_size] file
+       lofiadm -U file
        lofiadm [file | device]
        lofiadm [--json]
 
 Map files to lofi block devices /dev/lofi/N (links to the nodes /dev/lofiN),
-unmap them, and show the mappings.
+unmap them, and show the mappings; compress and uncompress image files in
+the format of illumos lofi.
 
   -a, --add file [device]  map file, at device if one is given, else at the
                            lowest free number, and print the device
@@ -66,6 +78,16 @@ unmap them, and show the mappings.
                            its device, while it may be in use, to the same
                            region (or to --sizelimit); grow a file system
                            on it afterwards (resize2fs, xfs_growfs)
+  -C, --compress[=algorithm] file
+                           compress file in place, for a read-only mapping;
+                           algorithm: gzip (the default, zlib level 6),
+                           gzip-6, gzip-9, lzma, zstd or lz4 (zstd and lz4
+                           are not in illumos); the file must be unmapped
+  -s, --segment-size size  with -C: compress in segments of this many bytes
+                           (suffix k, b (512), m, g): a power of two from 512
+                           to 8m, lofi's maximum (default 128k)
+  -U, --uncompress file    uncompress a compressed file in place (works
+                           without the lofi driver); it must be unmapped
       --json               list all mappings as a JSON array
       --help               show this help
       --version            show the version
@@ -78,6 +100,9 @@ udev) could make that link, else as /dev/lofiN. Relative file names are
 resolved to absolute paths. Sizes are bytes, or numbers with a suffix K, M,
 G, T (or KiB, MiB, ...: powers of 1024) or KB, MB, GB, TB (powers of 1000).
 As -a takes the file as its value, give the other options before it.
+-C and -U replace the file by a new one through a temporary file
+.<name>XXXXXX in its directory, with the same owner and mode; on failure
+the file is left as it was.
 
 Exit status: 0 success, 1 error, 2 usage error. See lofiadm(8).
 ";
@@ -114,6 +139,16 @@ pub enum Command {
         target: OsString,
         sizelimit: Option<u64>,
     },
+    /// `-C [algorithm] [-s segment_size] file`: the algorithm and the
+    /// segment size as given, judged when the command runs (an invalid
+    /// one fails with exit status 1, as in illumos).
+    Compress {
+        file: OsString,
+        algorithm: String,
+        segment_size: Option<String>,
+    },
+    /// `-U file`
+    Uncompress { file: OsString },
     /// `file|device`
     Query { target: OsString },
     /// no operands
@@ -180,6 +215,22 @@ struct Args {
     sizelimit: Option<u64>,
     #[arg(short = 'b', long = "sector-size", value_name = "size", value_parser = parse_sector_size)]
     sector_size: Option<u32>,
+    // -C's optional algorithm is a separate word, which clap cannot take
+    // the illumos way: take_algorithm rewrites -C [algorithm] as
+    // --compress[=algorithm] first.
+    #[arg(
+        long = "compress",
+        value_name = "algorithm",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = DEFAULT_ALGORITHM,
+        overrides_with = "compress"
+    )]
+    compress: Option<String>,
+    #[arg(short = 'U', long = "uncompress", action = ArgAction::SetTrue, overrides_with = "uncompress")]
+    uncompress: bool,
+    #[arg(short = 's', long = "segment-size", value_name = "segment_size")]
+    segment_size: Option<String>,
     #[arg(long = "json", action = ArgAction::SetTrue, overrides_with = "json")]
     json: bool,
     #[arg(long = "help", action = ArgAction::SetTrue, overrides_with = "help")]
@@ -196,6 +247,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let argv = take_algorithm(argv.into_iter().map(Into::into).collect());
     let args = Args::try_parse_from(argv).map_err(clap_reason)?;
     if args.help {
         return Ok(Invocation::Help);
@@ -206,8 +258,112 @@ where
     command(args).map(Invocation::Run)
 }
 
+/// The algorithm of `-C` without one.
+pub const DEFAULT_ALGORITHM: &str = "gzip";
+
+/// The options that take their value as the next word (when not joined
+/// to it), so that a value is not read as an option.
+const SHORT_WITH_VALUE: &[u8] = b"adobs";
+const LONG_WITH_VALUE: &[&str] = &[
+    "--add",
+    "--delete",
+    "--resize",
+    "--offset",
+    "--sizelimit",
+    "--sector-size",
+    "--segment-size",
+];
+
+/// Rewrite `-C [algorithm]` (or `--compress [algorithm]`) in `argv` as
+/// `--compress[=algorithm]`, taking the algorithm as illumos getopt
+/// handling does: the word after -C when more than one word follows -C
+/// and that one does not start with '-'. -C may end a group of flags
+/// (`-rC`). Values of options and operands after `--` are left alone.
+fn take_algorithm(argv: Vec<OsString>) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(argv.len());
+    let mut words = argv.into_iter().enumerate().peekable();
+    let total = words.len();
+    if let Some((_, program)) = words.next() {
+        out.push(program);
+    }
+    while let Some((i, word)) = words.next() {
+        let bytes = word.as_encoded_bytes();
+        if bytes == b"--" {
+            out.push(word);
+            out.extend(words.by_ref().map(|(_, w)| w));
+            break;
+        }
+        if let Some(long) = word.to_str()
+            && LONG_WITH_VALUE.contains(&long)
+        {
+            out.push(word);
+            out.extend(words.next().map(|(_, w)| w));
+            continue;
+        }
+        let compress_at_end = if bytes == b"--compress" {
+            Some(None)
+        } else if bytes.len() >= 2 && bytes[0] == b'-' && bytes[1] != b'-' {
+            // A group of short flags: up to the first that takes a value.
+            let flags = &bytes[1..];
+            let valued = flags.iter().position(|c| SHORT_WITH_VALUE.contains(c));
+            match valued {
+                Some(at) => {
+                    out.push(word.clone());
+                    if at == flags.len() - 1 {
+                        out.extend(words.next().map(|(_, w)| w));
+                    }
+                    continue;
+                }
+                None if flags.last() == Some(&b'C') => {
+                    let rest = &bytes[..bytes.len() - 1];
+                    Some((rest.len() > 1).then(|| rest.to_vec()))
+                }
+                None => None,
+            }
+        } else {
+            None
+        };
+        let Some(group) = compress_at_end else {
+            out.push(word);
+            continue;
+        };
+        if let Some(group) = group {
+            // The flags before the C, as a group of their own.
+            out.push(OsString::from_vec(group));
+        }
+        let remaining = total - (i + 1);
+        let algorithm = match words.peek() {
+            Some((_, next)) if remaining > 1 && !next.as_encoded_bytes().starts_with(b"-") => {
+                words.next().map(|(_, w)| w)
+            }
+            _ => None,
+        };
+        let mut flag = OsString::from("--compress");
+        if let Some(a) = algorithm {
+            flag.push("=");
+            flag.push(a);
+        }
+        out.push(flag);
+    }
+    out
+}
+
 fn command(args: Args) -> Result<Command, UsageError> {
     let usage = |reason: &str| Err(UsageError(reason.to_string()));
+    let compress = args.compress.is_some();
+    if compress && args.uncompress {
+        return usage("-C and -U cannot be used together");
+    }
+    let image = compress || args.uncompress;
+    if image && (args.add.is_some() || args.delete.is_some()) {
+        return usage("-C and -U cannot be used with -a or -d");
+    }
+    if image && args.resize.is_some() {
+        return usage("--resize cannot be used with -C or -U");
+    }
+    if args.segment_size.is_some() && !compress {
+        return usage("-s is only valid with -C");
+    }
     if args.add.is_some() && args.delete.is_some() {
         return usage("-a and -d cannot be used together");
     }
@@ -239,6 +395,7 @@ fn command(args: Args) -> Result<Command, UsageError> {
         && (args.add.is_some()
             || args.delete.is_some()
             || args.resize.is_some()
+            || image
             || !args.operands.is_empty())
     {
         return usage("--json is only valid when listing all mappings");
@@ -247,6 +404,20 @@ fn command(args: Args) -> Result<Command, UsageError> {
     let first = operands.next();
     if let Some(extra) = operands.next() {
         return usage(&format!("unexpected operand '{}'", extra.to_string_lossy()));
+    }
+    if image {
+        let Some(file) = first else {
+            let flag = if compress { "-C" } else { "-U" };
+            return usage(&format!("{flag} needs a file operand"));
+        };
+        return Ok(match args.compress {
+            Some(algorithm) => Command::Compress {
+                file,
+                algorithm,
+                segment_size: args.segment_size,
+            },
+            None => Command::Uncompress { file },
+        });
     }
     if let Some(file) = args.add {
         return Ok(Command::Map {
@@ -641,6 +812,132 @@ mod tests {
         );
     }
 
+    fn compress(file: &str, algorithm: &str, segment_size: Option<&str>) -> Command {
+        Command::Compress {
+            file: file.into(),
+            algorithm: algorithm.into(),
+            segment_size: segment_size.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn compress_forms() {
+        assert_eq!(cmd(&["-C", "img"]), compress("img", "gzip", None));
+        assert_eq!(cmd(&["-C", "lzma", "img"]), compress("img", "lzma", None));
+        // A single word after -C is the file, whatever it is called.
+        assert_eq!(cmd(&["-C", "lzma"]), compress("lzma", "gzip", None));
+        assert_eq!(
+            cmd(&["-C", "gzip-9", "img"]),
+            compress("img", "gzip-9", None)
+        );
+        // Any word is taken; the command judges it (exit status 1).
+        assert_eq!(cmd(&["-C", "bogus", "img"]), compress("img", "bogus", None));
+        assert_eq!(
+            cmd(&["-C", "-s", "64k", "img"]),
+            compress("img", "gzip", Some("64k"))
+        );
+        assert_eq!(
+            cmd(&["-C", "zstd", "-s", "1m", "img"]),
+            compress("img", "zstd", Some("1m"))
+        );
+        assert_eq!(
+            cmd(&["-s", "8k", "-C", "lz4", "img"]),
+            compress("img", "lz4", Some("8k"))
+        );
+        assert_eq!(
+            cmd(&["-s", "8k", "-C", "img"]),
+            compress("img", "gzip", Some("8k"))
+        );
+        assert_eq!(
+            cmd(&["-s8k", "-C", "img"]),
+            compress("img", "gzip", Some("8k"))
+        );
+        // The next word is not the algorithm if it starts with '-'.
+        assert_eq!(cmd(&["-C", "--", "-img"]), compress("-img", "gzip", None));
+        assert_eq!(
+            cmd(&["-C", "lzma", "--", "-img"]),
+            compress("-img", "lzma", None)
+        );
+        // The long forms.
+        assert_eq!(cmd(&["--compress", "img"]), compress("img", "gzip", None));
+        assert_eq!(
+            cmd(&["--compress", "lz4", "img"]),
+            compress("img", "lz4", None)
+        );
+        assert_eq!(
+            cmd(&["--compress=lz4", "img", "--segment-size", "4k"]),
+            compress("img", "lz4", Some("4k"))
+        );
+        // Unusual: the value of -s (or -a) is not an algorithm.
+        assert_eq!(
+            cmd(&["-C", "-s", "lzma", "img"]),
+            compress("img", "gzip", Some("lzma"))
+        );
+        assert_eq!(cmd(&["-a", "-C"]), map("-C", None, false));
+        assert_eq!(
+            cmd(&["-a", "img", "--", "-C"]),
+            map("img", Some("-C"), false)
+        );
+        assert_eq!(
+            cmd(&["-U", "img"]),
+            Command::Uncompress { file: "img".into() }
+        );
+        assert_eq!(
+            cmd(&["--uncompress", "img"]),
+            Command::Uncompress { file: "img".into() }
+        );
+        assert_eq!(
+            cmd(&["-U", "--", "-img"]),
+            Command::Uncompress {
+                file: "-img".into()
+            }
+        );
+    }
+
+    #[test]
+    fn compress_misuse() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["-C", "-U", "img"], "-C and -U cannot be used together"),
+            (&["-U", "-C", "img"], "-C and -U cannot be used together"),
+            (
+                &["-C", "-a", "img"],
+                "-C and -U cannot be used with -a or -d",
+            ),
+            (
+                &["-U", "-d", "img"],
+                "-C and -U cannot be used with -a or -d",
+            ),
+            (
+                &["-a", "img", "-U"],
+                "-C and -U cannot be used with -a or -d",
+            ),
+            (&["-C"], "-C needs a file operand"),
+            (&["-C", "-s", "8k"], "-C needs a file operand"),
+            (&["-U"], "-U needs a file operand"),
+            // illumos: the word after -C is the algorithm when two follow.
+            (&["-C", "img", "-s", "8k"], "-C needs a file operand"),
+            (&["-C", "a", "b", "c"], "unexpected operand 'c'"),
+            (&["-U", "a", "b"], "unexpected operand 'b'"),
+            (&["-s", "64k", "img"], "-s is only valid with -C"),
+            (&["-s", "64k", "-U", "img"], "-s is only valid with -C"),
+            (&["-s", "64k", "-a", "img"], "-s is only valid with -C"),
+            (
+                &["--json", "-C", "img"],
+                "--json is only valid when listing all mappings",
+            ),
+            (
+                &["-C", "img", "--resize", "x"],
+                "--resize cannot be used with -C or -U",
+            ),
+            (&["-r", "-C", "img"], "-r is only valid with -a"),
+            (&["-f", "-U", "img"], "-f is only valid with -d"),
+            (&["-C", "-o", "512", "img"], "-o is only valid with -a"),
+        ];
+        for (args, want) in cases {
+            assert_eq!(usage_error(args), *want, "{args:?}");
+        }
+    }
+
     #[test]
     fn help_and_version() {
         assert_eq!(run(&["--help"]), Ok(Invocation::Help));
@@ -741,8 +1038,9 @@ mod tests {
             (&["--add"], "--add"),
             (&["-a", "a", "-a", "b"], "--add"),
             (&["-d", "a", "-d", "b"], "--delete"),
-            (&["-C", "img"], "-C"),
-            (&["-U", "img"], "-U"),
+            (&["-Cr", "img"], "-C"),
+            (&["-s"], "--segment-size"),
+            (&["-C", "-s"], "--segment-size"),
             (&["--json=yes"], "--json"),
             (&["--direct-io=yes", "-a", "img"], "--direct-io"),
             (&["--direct-io=", "-a", "img"], "--direct-io"),
@@ -773,6 +1071,8 @@ mod tests {
             "-d file | device",
             "[file | device]",
             "[--json]",
+            "-C [gzip|gzip-6|gzip-9|lzma|zstd|lz4] [-s segment_size] file",
+            "-U file",
         ] {
             assert!(USAGE.contains(form), "{form}");
             assert!(HELP.contains(form), "{form}");
@@ -788,6 +1088,9 @@ mod tests {
             "--delete",
             "--force",
             "--json",
+            "--compress[=algorithm]",
+            "--segment-size",
+            "--uncompress",
             "--help",
             "--version",
         ] {

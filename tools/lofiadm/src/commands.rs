@@ -1,4 +1,5 @@
-//! The commands: map, unmap, resize, query one, list all.
+//! The commands: map, unmap, resize, compress or uncompress a file,
+//! query one, list all.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -15,9 +16,15 @@ use crate::cli::Command;
 use crate::control::{Access, Control, MapOptions, Mapping, Queries, Region};
 use crate::device::{self, Name};
 use crate::error::{Error, NO_PERMISSION};
+use crate::image::format::{
+    Algorithm, DEFAULT_SEGMENT_SIZE, MIN_SEGMENT_SIZE, segment_size_is_valid,
+};
+use crate::image::rewrite::{self, Operation};
 use crate::links::Layout;
 use crate::listing::{self, Listed};
 use crate::resolve;
+use crate::size;
+use crate::uapi::CTL_PATH;
 use crate::wait;
 
 /// How long an unmap without -f retries while the device is busy. udev
@@ -51,6 +58,15 @@ pub fn run(cmd: &Command, out: &mut impl Write, warn: &mut impl Write) -> Result
         }
         Command::Unmap { target, force } => unmap(target, *force),
         Command::Resize { target, sizelimit } => resize(target, *sizelimit),
+        Command::Compress {
+            file,
+            algorithm,
+            segment_size,
+        } => {
+            let op = compress_operation(algorithm, segment_size.as_deref())?;
+            rewrite(file, op, warn)
+        }
+        Command::Uncompress { file } => rewrite(file, Operation::Uncompress, warn),
         Command::Query { target } => query(&layout, target, out),
         Command::List { json } => list(&layout, *json, out),
     }
@@ -270,6 +286,54 @@ fn resize_refused(name: &str, mapping: &Mapping, limit: u64) -> Error {
     Error::errno(format!("could not resize {name}: {why}"), Errno::EINVAL)
 }
 
+/// The `-C` operation for the algorithm and segment size as given, or
+/// the illumos message for an invalid one.
+pub fn compress_operation(algorithm: &str, segment_size: Option<&str>) -> Result<Operation, Error> {
+    let algorithm = Algorithm::from_name(algorithm)
+        .ok_or_else(|| Error::msg(format!("invalid algorithm name: {algorithm}")))?;
+    let segment_size = match segment_size {
+        None => DEFAULT_SEGMENT_SIZE,
+        Some(text) => size::parse_illumos(text)
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|&n| segment_size_is_valid(n))
+            .ok_or_else(|| {
+                Error::msg(format!(
+                    "segment size {text} is invalid or not a multiple of minimum block size {MIN_SEGMENT_SIZE}"
+                ))
+            })?,
+    };
+    Ok(Operation::Compress {
+        algorithm,
+        segment_size,
+    })
+}
+
+/// `-C` and `-U`: replace `file` by its other form, unless it is mapped.
+fn rewrite(file: &OsStr, op: Operation, warn: &mut impl Write) -> Result<(), Error> {
+    let path = resolve::existing(file)?;
+    ensure_unmapped(&path, op)?;
+    rewrite::in_place(&path, op, warn)
+}
+
+/// Refuse a file that lofi has mapped: lofi would read it while it is
+/// replaced. Without the control device (no lofi here) nothing can be
+/// mapped; a file the driver does not find (any error, as illumos
+/// `name_to_minor` takes it) is not mapped.
+fn ensure_unmapped(path: &Path, op: Operation) -> Result<(), Error> {
+    if !Path::new(CTL_PATH).exists() {
+        return Ok(());
+    }
+    let ctl = Control::open(Access::ReadOnly)?;
+    match ctl.get_minor(path) {
+        Ok(_) => Err(Error::msg(format!(
+            "{} must be unmapped before {}",
+            path.display(),
+            op.verb()
+        ))),
+        Err(_) => Ok(()),
+    }
+}
+
 fn query(layout: &Layout, target: &OsStr, out: &mut impl Write) -> Result<(), Error> {
     let target = classify(target)?;
     let ctl = Control::open(Access::ReadOnly)?;
@@ -331,6 +395,61 @@ mod tests {
             block_size: 512,
             offset: 0,
             sizelimit: 0,
+        }
+    }
+
+    #[test]
+    fn compress_operations() {
+        let op = |a: &str, s: Option<&str>| compress_operation(a, s).map_err(|e| e.to_string());
+        assert_eq!(
+            op("gzip", None),
+            Ok(Operation::Compress {
+                algorithm: Algorithm::Gzip,
+                segment_size: 131072
+            })
+        );
+        for (text, n) in [
+            ("512", 512),
+            ("1b", 512),
+            ("64k", 65536),
+            ("8m", 8 << 20),
+            ("16B", 8192),
+        ] {
+            assert_eq!(
+                op("lz4", Some(text)),
+                Ok(Operation::Compress {
+                    algorithm: Algorithm::Lz4,
+                    segment_size: n
+                }),
+                "{text}"
+            );
+        }
+        for a in Algorithm::ALL {
+            assert!(op(a.name(), None).is_ok());
+        }
+        assert_eq!(
+            op("bzip2", None),
+            Err("invalid algorithm name: bzip2".into())
+        );
+        assert_eq!(op("", Some("512")), Err("invalid algorithm name: ".into()));
+        for bad in [
+            "3000",
+            "256",
+            "16m",
+            "1g",
+            "0",
+            "x",
+            "",
+            "4096x",
+            "99999999999g",
+        ] {
+            assert_eq!(
+                op("gzip", Some(bad)),
+                Err(format!(
+                    "segment size {bad} is invalid or not a multiple of minimum block size 512"
+                )),
+                "{bad}"
+            );
         }
     }
 

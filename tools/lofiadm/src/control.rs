@@ -27,8 +27,9 @@ pub struct Mapping {
     /// The backing file, as it was given when it was mapped.
     pub file: PathBuf,
     pub readonly: bool,
-    /// The compression algorithm of a compressed image (not supported by
-    /// the driver yet, so always `None` today).
+    /// The compression algorithm of a compressed image (`li_algorithm`),
+    /// `None` for a plain file. The driver maps a compressed image
+    /// read-only, so `readonly` is then true as well.
     pub compressed: Option<String>,
     /// Whether it is labeled, a disk with partitions (`LOFI_FLAG_LABELED`
     /// in the returned `li_flags`).

@@ -5,6 +5,7 @@
 //! carries out a command with `control` (the ioctls of /dev/lofictl, over
 //! the ABI mirror in `uapi`), `device` and `resolve` interpret operands,
 //! `checks` vets a file before it is mapped, `size` reads byte counts,
+//! `image` compresses and uncompresses image files in place (`-C`, `-U`),
 //! `wait` waits for a new device node, `links` makes the illumos-layout
 //! links `/dev/lofi/N` to the nodes `/dev/lofiN` and chooses the names
 //! printed, `listing` formats mappings, `error` words failures.
@@ -15,6 +16,7 @@ pub mod commands;
 pub mod control;
 pub mod device;
 pub mod error;
+pub mod image;
 pub mod links;
 pub mod listing;
 pub mod resolve;

@@ -56,7 +56,9 @@ pub fn options(m: &Mapping) -> String {
     if let Some(alg) = &m.compressed {
         opts.push(format!("Compressed({alg})"));
     }
-    if m.readonly {
+    // The driver makes every compressed mapping read-only; illumos shows
+    // it as Compressed(alg) alone.
+    if m.readonly && m.compressed.is_none() {
         opts.push("Readonly".to_string());
     }
     if m.labeled {
@@ -121,7 +123,9 @@ fn padded(out: &mut Vec<u8>, s: &[u8], width: usize) {
 /// - `file` (string): the backing file as mapped (bytes that are not
 ///   UTF-8 are replaced by U+FFFD)
 /// - `readonly` (boolean)
-/// - `compressed` (string or null): the compression algorithm
+/// - `compressed` (boolean): whether the file is a compressed image
+///   (such a mapping is always read-only)
+/// - `algorithm` (string or null): its compression algorithm
 /// - `labeled` (boolean): whether it is labeled (has a partition table
 ///   read)
 /// - `partitions` (array of strings): the partitions of a labeled
@@ -142,7 +146,8 @@ pub fn json(listed: &[Listed]) -> String {
                 "number": m.number,
                 "file": m.file.to_string_lossy(),
                 "readonly": m.readonly,
-                "compressed": m.compressed,
+                "compressed": m.compressed.is_some(),
+                "algorithm": m.compressed,
                 "labeled": m.labeled,
                 "partitions": l.partitions,
                 "direct_io": m.direct_io,
@@ -255,15 +260,16 @@ mod tests {
         assert_eq!(options(&m), "-");
         m.readonly = true;
         assert_eq!(options(&m), "Readonly");
+        // A compressed mapping is read-only, which is not repeated.
         m.compressed = Some("gzip".into());
-        assert_eq!(options(&m), "Compressed(gzip),Readonly");
+        assert_eq!(options(&m), "Compressed(gzip)");
         m.readonly = false;
         assert_eq!(options(&m), "Compressed(gzip)");
         // DirectIO comes after the illumos options.
         m.direct_io = true;
         assert_eq!(options(&m), "Compressed(gzip),DirectIO");
         m.readonly = true;
-        assert_eq!(options(&m), "Compressed(gzip),Readonly,DirectIO");
+        assert_eq!(options(&m), "Compressed(gzip),DirectIO");
         m.compressed = None;
         assert_eq!(options(&m), "Readonly,DirectIO");
         m.readonly = false;
@@ -375,24 +381,24 @@ Block Device             File                          \tOptions
             v,
             serde_json::json!([
                 {"device": "/dev/lofi/1", "node": "/dev/lofi1", "number": 1,
-                 "file": "/var/tmp/disk.img", "readonly": false, "compressed": null,
+                 "file": "/var/tmp/disk.img", "readonly": false, "compressed": false, "algorithm": null,
                  "labeled": false, "partitions": [], "direct_io": false,
                  "block_size": 512, "offset": 0, "sizelimit": 0},
                 {"device": "/dev/lofi/2", "node": "/dev/lofi2", "number": 2,
-                 "file": "/srv/iso/\"quoted\"\\.iso", "readonly": true, "compressed": "lzma",
+                 "file": "/srv/iso/\"quoted\"\\.iso", "readonly": true, "compressed": true, "algorithm": "lzma",
                  "labeled": false, "partitions": [], "direct_io": false,
                  "block_size": 512, "offset": 0, "sizelimit": 0},
                 {"device": "/dev/lofi/3", "node": "/dev/lofi3", "number": 3,
-                 "file": "/srv/db.img", "readonly": false, "compressed": null,
+                 "file": "/srv/db.img", "readonly": false, "compressed": false, "algorithm": null,
                  "labeled": false, "partitions": [], "direct_io": true,
                  "block_size": 4096, "offset": 1048576, "sizelimit": 8388608},
                 {"device": "/dev/lofi/4", "node": "/dev/lofi4", "number": 4,
-                 "file": "/srv/disk.img", "readonly": false, "compressed": null,
+                 "file": "/srv/disk.img", "readonly": false, "compressed": false, "algorithm": null,
                  "labeled": true,
                  "partitions": ["/dev/lofi/4p1", "/dev/lofi/4p2", "/dev/lofi/4p10"],
                  "direct_io": false, "block_size": 512, "offset": 0, "sizelimit": 0},
                 {"device": "/dev/lofi5", "node": "/dev/lofi5", "number": 5,
-                 "file": "/srv/user.img", "readonly": false, "compressed": null,
+                 "file": "/srv/user.img", "readonly": false, "compressed": false, "algorithm": null,
                  "labeled": false, "partitions": [], "direct_io": false,
                  "block_size": 512, "offset": 0, "sizelimit": 0},
             ])
@@ -401,7 +407,7 @@ Block Device             File                          \tOptions
         let first = text.split('}').next().unwrap();
         assert_eq!(
             first,
-            "[{\"block_size\":512,\"compressed\":null,\"device\":\"/dev/lofi/1\",\
+            "[{\"algorithm\":null,\"block_size\":512,\"compressed\":false,\"device\":\"/dev/lofi/1\",\
              \"direct_io\":false,\"file\":\"/var/tmp/disk.img\",\"labeled\":false,\
              \"node\":\"/dev/lofi1\",\"number\":1,\"offset\":0,\"partitions\":[],\
              \"readonly\":false,\"sizelimit\":0"

@@ -3,6 +3,25 @@
 //! `M`, `G`, `T`, `P`, `E` or the same with `iB` (`KiB`, ...) for powers
 //! of 1024, and `KB`, `MB`, ... for powers of 1000 (upper or lower case).
 
+/// The value of `text` as illumos lofiadm's `convert_to_num` reads a
+/// segment size (`-s`): a decimal number with an optional suffix `k` or
+/// `K` (1024), `b` or `B` (512), `m` or `M` (1024^2), `g` or `G` (1024^3);
+/// `None` if it is not one (or overflows).
+pub fn parse_illumos(text: &str) -> Option<u64> {
+    let (digits, multiplier) = match text.as_bytes().last()? {
+        b'0'..=b'9' => (text, 1),
+        b'k' | b'K' => (&text[..text.len() - 1], 1 << 10),
+        b'b' | b'B' => (&text[..text.len() - 1], 512),
+        b'm' | b'M' => (&text[..text.len() - 1], 1 << 20),
+        b'g' | b'G' => (&text[..text.len() - 1], 1 << 30),
+        _ => return None,
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(multiplier)
+}
+
 /// The value of `text`, or why it is not a size.
 pub fn parse(text: &str) -> Result<u64, String> {
     let digits_end = text
@@ -67,6 +86,24 @@ mod tests {
         assert_eq!(parse("4KB"), Ok(4000));
         assert_eq!(parse("3mb"), Ok(3_000_000));
         assert_eq!(parse("1GB"), Ok(1_000_000_000));
+    }
+
+    #[test]
+    fn illumos_suffixes() {
+        assert_eq!(parse_illumos("512"), Some(512));
+        assert_eq!(parse_illumos("64k"), Some(65536));
+        assert_eq!(parse_illumos("64K"), Some(65536));
+        assert_eq!(parse_illumos("2b"), Some(1024));
+        assert_eq!(parse_illumos("2B"), Some(1024));
+        assert_eq!(parse_illumos("8m"), Some(8 << 20));
+        assert_eq!(parse_illumos("1G"), Some(1 << 30));
+        for bad in [
+            "", "k", "1.5k", "-1", "+512", "1KB", "1KiB", "1x", " 1", "0x200",
+        ] {
+            assert_eq!(parse_illumos(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_illumos("99999999999999999999"), None);
+        assert_eq!(parse_illumos("99999999999999g"), None);
     }
 
     #[test]

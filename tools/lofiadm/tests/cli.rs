@@ -60,6 +60,12 @@ fn usage_errors_exit_2_with_the_usage_on_stderr() {
         &["-l", "img"],
         &["-l", "-d", "img"],
         &["--labeled", "--resize", "img"],
+        &["-C"],
+        &["-U"],
+        &["-C", "-U", "img"],
+        &["-C", "-a", "img"],
+        &["-U", "a", "b"],
+        &["-s", "64k", "img"],
     ] {
         let out = lofiadm(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -247,4 +253,199 @@ fn listing_rows_match_printf() {
         .expect("run printf");
     assert!(out.status.success());
     assert_eq!(text(&lofiadm::listing::table(&mappings)), text(&out.stdout));
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Some bytes of a disk image: text, noise and zeros, 1 MiB + 1536.
+fn disk_bytes() -> Vec<u8> {
+    let mut x: u32 = 12345;
+    let mut v: Vec<u8> = (0..300_000)
+        .map(|i| b"some text on a disk "[i % 20])
+        .collect();
+    v.extend((0..200_000).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x as u8
+    }));
+    v.resize((1 << 20) + 1536, 0);
+    v
+}
+
+#[test]
+fn compress_and_uncompress_in_place() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = scratch("compress");
+    let data = disk_bytes();
+    for (args, name) in [
+        (&["-C"][..], "gzip"),
+        (&["-C", "gzip-6"], "gzip-6"),
+        (&["-C", "gzip-9", "-s", "64k"], "gzip-9"),
+        (&["-C", "lzma"], "lzma"),
+        (&["-C", "zstd", "-s", "1m"], "zstd"),
+        (&["-C", "lz4", "-s", "4k"], "lz4"),
+        (&["-s", "512", "-C"], "gzip"),
+    ] {
+        let img = d.join("disk.img");
+        fs::write(&img, &data).unwrap();
+        fs::set_permissions(&img, fs::Permissions::from_mode(0o640)).unwrap();
+        let mut c = args.to_vec();
+        c.push("disk.img");
+        let out = lofiadm_in(&d, &c);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{args:?}");
+        let packed = fs::read(&img).unwrap();
+        assert_eq!(&packed[..name.len() + 1], format!("{name}\0").as_bytes());
+        assert_eq!(packed.len() % 512, 0);
+        if args.contains(&"512") {
+            assert!(packed.len() > data.len(), "{args:?}: all stored");
+        } else {
+            assert!(packed.len() < data.len(), "{args:?}");
+        }
+        let meta = fs::metadata(&img).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o640, "{args:?}");
+        assert_eq!(names(&d), ["disk.img"], "{args:?}: no temporary file left");
+        let out = lofiadm_in(&d, &["-U", "disk.img"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(out.stderr.is_empty(), "{args:?}");
+        assert!(
+            fs::read(&img).unwrap() == data,
+            "{args:?}: not the original"
+        );
+        let meta = fs::metadata(&img).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o640, "{args:?}");
+        assert_eq!(names(&d), ["disk.img"], "{args:?}");
+    }
+}
+
+#[test]
+fn compress_and_uncompress_refusals_leave_the_file_alone() {
+    let d = scratch("compress-refused");
+    let data = disk_bytes();
+    fs::write(d.join("plain.img"), &data).unwrap();
+    fs::write(d.join("odd.img"), vec![7u8; 1000]).unwrap();
+    fs::write(d.join("empty.img"), b"").unwrap();
+    fs::create_dir(d.join("dir")).unwrap();
+    fs::write(d.join("packed.img"), &data).unwrap();
+    let out = lofiadm_in(&d, &["-C", "lzma", "packed.img"]);
+    assert_eq!(out.status.code(), Some(0));
+    let packed = fs::read(d.join("packed.img")).unwrap();
+    let name = |f: &str| d.join(f).display().to_string();
+
+    for (args, message) in [
+        (
+            &["-C", "packed.img"][..],
+            format!("{} is already compressed", name("packed.img")),
+        ),
+        (
+            &["-C", "zstd", "packed.img"],
+            format!("{} is already compressed", name("packed.img")),
+        ),
+        (
+            &["-U", "plain.img"],
+            format!("{} is not compressed", name("plain.img")),
+        ),
+        (
+            &["-C", "bzip2", "plain.img"],
+            "invalid algorithm name: bzip2".to_string(),
+        ),
+        (
+            &["-C", "-s", "3000", "plain.img"],
+            "segment size 3000 is invalid or not a multiple of minimum block size 512".into(),
+        ),
+        (
+            &["-C", "-s", "16m", "plain.img"],
+            "segment size 16m is invalid or not a multiple of minimum block size 512".into(),
+        ),
+        (
+            &["-C", "odd.img"],
+            format!("size of {} is not a multiple of 512", name("odd.img")),
+        ),
+        (
+            &["-U", "odd.img"],
+            format!("size of {} is not a multiple of 512", name("odd.img")),
+        ),
+        (
+            &["-C", "dir"],
+            format!("{} is not a regular file", name("dir")),
+        ),
+        (
+            &["-U", "nope.img"],
+            "nope.img: No such file or directory".into(),
+        ),
+    ] {
+        assert_error(&lofiadm_in(&d, args), &message);
+    }
+    assert!(fs::read(d.join("plain.img")).unwrap() == data);
+    assert!(fs::read(d.join("packed.img")).unwrap() == packed);
+    assert_eq!(fs::read(d.join("odd.img")).unwrap(), vec![7u8; 1000]);
+    // An empty file: nothing to do.
+    for flag in ["-C", "-U"] {
+        let out = lofiadm_in(&d, &[flag, "empty.img"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(out.stderr.is_empty());
+        assert_eq!(fs::read(d.join("empty.img")).unwrap(), b"");
+    }
+    // A corrupt image fails part way: the file stays, and no temporary
+    // file is left behind.
+    let mut corrupt = packed.clone();
+    let at = corrupt.len() - 4096;
+    for b in &mut corrupt[at - 40_000..at] {
+        *b ^= 0xa5;
+    }
+    fs::write(d.join("corrupt.img"), &corrupt).unwrap();
+    let out = lofiadm_in(&d, &["-U", "corrupt.img"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "lofiadm: {} is not a valid compressed image: segment ",
+            name("corrupt.img")
+        )),
+        "{err}"
+    );
+    assert!(fs::read(d.join("corrupt.img")).unwrap() == corrupt);
+    assert_eq!(
+        names(&d),
+        [
+            "corrupt.img",
+            "dir",
+            "empty.img",
+            "odd.img",
+            "packed.img",
+            "plain.img"
+        ]
+    );
+}
+
+#[test]
+fn no_progress_when_stderr_is_not_a_terminal() {
+    let d = scratch("compress-quiet");
+    fs::write(d.join("big.img"), vec![0u8; 64 << 20]).unwrap();
+    let out = lofiadm_in(&d, &["-C", "lz4", "big.img"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stderr.is_empty() && out.stdout.is_empty());
+    let out = lofiadm_in(&d, &["-U", "big.img"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stderr.is_empty());
+    assert!(fs::read(d.join("big.img")).unwrap().iter().all(|&b| b == 0));
 }
