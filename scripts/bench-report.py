@@ -11,7 +11,13 @@ usage: bench-report.py --share DIR --out DIR [--host FILE] [--smoke TARGETS]
 --smoke TARGETS  also judge the run as the smoke form: a "PASS"/"FAIL" line
                  per target (the targets named, space-separated, must have a
                  number for every store and job; the others a number or n/a)
-                 and for the JSON and the chart
+                 and for the JSON and the chart (and, with a compressed pass,
+                 one for its figures)
+
+The compressed pass (bench.env's BENCH_COMPRESSED: algorithms) is the store
+"compressed": the same data read through lofi uncompressed and through lofi
+as an image compressed with each algorithm (targets lofi-ALG); it gets a
+table of its own, with the ratios ALG/lofi, and "compressed" in the JSON.
 
 Throughput is IOPS (reads and writes added up) or MB/s (10^6 bytes per
 second); p99 is fio's 99th percentile completion latency in microseconds, of
@@ -291,6 +297,38 @@ def table(meta, stores, jobs, targets, results, ratios):
     return "\n".join(lines) + "\n"
 
 
+def compressed_summary(results, algorithms):
+    """The compressed pass: per read job, lofi (uncompressed) and each
+    lofi-ALG, with the ratio ALG/lofi of their medians."""
+    out = {}
+    for job, by_target in results.get("compressed", {}).items():
+        base = by_target.get("lofi", {})
+        row = {"lofi": base.get("median") if base.get("status") == "ok" else None}
+        for alg in algorithms:
+            c = by_target.get("lofi-" + alg, {})
+            v = c.get("median") if c.get("status") == "ok" else None
+            row[alg] = {"value": v, "ratio": v / row["lofi"] if v is not None and row["lofi"] else None}
+        out[job] = row
+    return out
+
+
+def compressed_table(summary, algorithms):
+    if not summary:
+        return ""
+    w = 14
+    lines = ["", "== compressed images (store compressed: the same data uncompressed and compressed, tmpfs)"]
+    lines.append("%-18s %-7s" % ("job", "") + "%*s" % (w, "lofi") + "".join("%*s" % (w, "lofi-" + a) for a in algorithms))
+    for job, row in summary.items():
+        unit = JOBS.get(job, ("", "IOPS"))[1]
+        cells = "".join("%*s" % (w, fmt_value(row[a]["value"], unit) if row[a]["value"] is not None else "-")
+                        for a in algorithms)
+        lines.append("%-18s %-7s" % (job, unit) + "%*s" % (w, fmt_value(row["lofi"], unit)) + cells)
+        ratios = "".join("%*s" % (w, "%.2f" % row[a]["ratio"] if row[a]["ratio"] is not None else "n/a")
+                         for a in algorithms)
+        lines.append("%-18s %-7s" % ("", "ratio") + "%*s" % (w, "1.00" if row["lofi"] else "n/a") + ratios)
+    return "\n".join(lines) + "\n"
+
+
 def chart(path, meta, stores, jobs, targets, results):
     import matplotlib
 
@@ -355,14 +393,16 @@ def main():
         "completion latency, the slower direction for a mixed job; medians over the rounds",
     }
     os.makedirs(a.out, exist_ok=True)
-    doc = {"meta": meta, "results": results, "ratios": ratios}
+    algorithms = env.get("BENCH_COMPRESSED", "").split()
+    compressed = compressed_summary(results, algorithms)
+    doc = {"meta": meta, "results": results, "ratios": ratios, "compressed": compressed}
     json_path = os.path.join(a.out, "results.json")
     with open(json_path + ".tmp", "w") as f:
         json.dump(doc, f, indent=1, sort_keys=False)
         f.write("\n")
     os.replace(json_path + ".tmp", json_path)
 
-    text = table(meta, stores, jobs, targets, results, ratios)
+    text = table(meta, stores, jobs, targets, results, ratios) + compressed_table(compressed, algorithms)
     with open(os.path.join(a.out, "table.txt"), "w") as f:
         f.write(text)
     sys.stdout.write(text)
@@ -399,6 +439,16 @@ def main():
             print("PASS bench-smoke-%s n/a: %s" % (t, na[0]))
         else:
             print("PASS bench-smoke-%s %s" % (t, ", ".join(figs)))
+    if algorithms:
+        bad = ["%s %s" % (job, a) for job, row in compressed.items() for a in ["lofi"] + algorithms
+               if (row["lofi"] if a == "lofi" else row[a]["value"]) is None]
+        if not compressed:
+            bad = ["no compressed run recorded"]
+        if bad:
+            print("FAIL bench-smoke-compressed no figure: %s" % ", ".join(bad))
+        else:
+            print("PASS bench-smoke-compressed %s" % ", ".join(
+                "%s %s/lofi %.2f" % (job, a, row[a]["ratio"]) for job, row in compressed.items() for a in algorithms))
     try:
         with open(json_path) as f:
             ok = json.load(f)["results"] is not None

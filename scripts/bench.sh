@@ -29,7 +29,9 @@
 #   LOFI_BENCH_ROUNDS (3), LOFI_BENCH_RUNTIME (seconds per job, 5),
 #   LOFI_BENCH_RAMP (seconds before measuring, 1), LOFI_BENCH_SIZE (the
 #   backing file, 512M), LOFI_BENCH_STORES ("tmpfs ext4"), LOFI_BENCH_JOBS
-#   (all six), LOFI_BENCH_TARGETS (all five), LOFI_BENCH_KDIR (another
+#   (all six), LOFI_BENCH_TARGETS (all five), LOFI_BENCH_COMPRESSED (the
+#   algorithms of the compressed pass, "gzip lzma zstd lz4"; empty: none),
+#   LOFI_BENCH_COMPRESSED_SIZE (its data, 64M), LOFI_BENCH_KDIR (another
 #   kernel build tree instead of the benchmark kernel), and the VM runner's
 #   LOFI_KVM=1, LOFI_VM_CPUS (2), LOFI_VM_MEMORY (2G).
 set -euo pipefail
@@ -37,6 +39,9 @@ set -euo pipefail
 
 all_jobs="randread-4k-qd1 randread-4k-qd32 randwrite-4k-qd32 seqread-1m-qd8 seqwrite-1m-qd8 randrw-16k-qd16"
 all_targets="raw loop loop-dio lofi lofi-dio"
+# The algorithms of the compressed pass (targets lofi-ALG next to lofi).
+all_compressed="gzip lzma zstd lz4"
+known_compressed="gzip gzip-6 gzip-9 lzma zstd lz4"
 # The targets that must have a figure in the smoke form; loop-dio may be
 # n/a (loop refusing direct I/O on the backing file).
 smoke_required="raw loop lofi lofi-dio"
@@ -55,6 +60,7 @@ if [ $smoke = 1 ]; then
 	rounds=1 runtime=1 ramp=0 size=64M stores=tmpfs
 	jobs="randread-4k-qd1 seqwrite-1m-qd8"
 	targets=$all_targets
+	compressed=lz4 compressed_size=16M
 else
 	rounds=${LOFI_BENCH_ROUNDS:-3}
 	runtime=${LOFI_BENCH_RUNTIME:-5}
@@ -63,6 +69,8 @@ else
 	stores=${LOFI_BENCH_STORES:-tmpfs ext4}
 	jobs=${LOFI_BENCH_JOBS:-$all_jobs}
 	targets=${LOFI_BENCH_TARGETS:-$all_targets}
+	compressed=${LOFI_BENCH_COMPRESSED-$all_compressed}
+	compressed_size=${LOFI_BENCH_COMPRESSED_SIZE:-64M}
 fi
 for v in rounds runtime; do
 	case ${!v} in '' | *[!0-9]* | 0) die "LOFI_BENCH_${v^^} wants a positive number, not '${!v}'" ;; esac
@@ -80,6 +88,12 @@ done
 for t in $targets; do
 	case " $all_targets " in *" $t "*) ;; *) die "unknown target $t in LOFI_BENCH_TARGETS" "targets: $all_targets" ;; esac
 done
+for a in $compressed; do
+	case " $known_compressed " in *" $a "*) ;; *) die "unknown algorithm $a in LOFI_BENCH_COMPRESSED" "algorithms: $known_compressed" ;; esac
+done
+compressed_bytes=$(numfmt --from=iec "$compressed_size" 2>/dev/null) && [ $((compressed_bytes % 512)) -eq 0 ] ||
+	die "LOFI_BENCH_COMPRESSED_SIZE=$compressed_size is not a size in whole sectors (64M...)"
+
 
 bench_root=$LOFI_ROOT/tests/out/bench
 mkdir -p "$bench_root"
@@ -129,6 +143,8 @@ BENCH_ROUNDS=$rounds
 BENCH_RUNTIME=$runtime
 BENCH_RAMP=$ramp
 BENCH_SIZE=$size_bytes
+BENCH_COMPRESSED='$compressed'
+BENCH_COMPRESSED_SIZE=$compressed_bytes
 EOF
 export LOFI_VM_SHARE=$share
 
@@ -152,7 +168,10 @@ trap '[ -z "$disk" ] || rm -f "$disk"' EXIT
 # times as long.
 n_stores=$(wc -w <<<"$stores")
 n_runs=$((n_stores * $(wc -w <<<"$jobs") * $(wc -w <<<"$targets") * rounds))
-estimate=$((n_runs * (runtime + ramp + 1) + n_stores * rounds * 2 * 15 + n_stores * (size_bytes >> 20) / 8 + 60))
+# The compressed pass: its runs, and compressing its data under TCG.
+n_alg=$(wc -w <<<"$compressed")
+n_runs=$((n_runs + (n_alg > 0 ? (n_alg + 1) * rounds * $(tr ' ' '\n' <<<"$jobs" | grep -c read || true) : 0)))
+estimate=$((n_runs * (runtime + ramp + 1) + n_stores * rounds * 2 * 15 + n_stores * (size_bytes >> 20) / 8 + 60 + n_alg * (compressed_bytes >> 20) * 4))
 export LOFI_TEST_TIMEOUT=$((estimate * 3 + 600))
 vm_timeout=$((LOFI_TEST_TIMEOUT + 900))
 

@@ -32,7 +32,10 @@
 #
 # bench.env sets BENCH_STORES (tmpfs, ext4: a file system made on /dev/vda),
 # BENCH_JOBS, BENCH_TARGETS, BENCH_ROUNDS, BENCH_RUNTIME and BENCH_RAMP
-# (seconds per job) and BENCH_SIZE (the backing file, bytes).
+# (seconds per job) and BENCH_SIZE (the backing file, bytes), and may set
+# BENCH_COMPRESSED (algorithms) and BENCH_COMPRESSED_SIZE (bytes) for the
+# compressed pass: a store "compressed" on tmpfs whose targets are lofi
+# (the data uncompressed) and lofi-ALG, with the read jobs only.
 # shellcheck source=tests/guest/lib.sh
 . "$LOFI_ROOT/tests/guest/lib.sh"
 
@@ -294,4 +297,77 @@ for store in $BENCH_STORES; do
 		store_mounted=
 	fi
 done
+# Compressed images: the same data, mapped uncompressed (lofi) and as an
+# image compressed with lofiadm -C for each algorithm (lofi-ALG), read
+# with the read jobs of BENCH_JOBS, all targets set up at once (lofi maps
+# the copies, which are different files), one fio run a round.  The data
+# is made by tests/compressed/illumos_format.py mkimage: text, zeros and
+# random bytes, so that both stored and compressed segments are read.
+compressed_pass() {
+	local dir=$LOFI_SCRATCH/store-compressed plain alg t job round rel jobfile status
+	local jobs=() targets=(lofi)
+	for job in $BENCH_JOBS; do
+		case $job in *read*) [[ $job == randrw* ]] || jobs+=("$job") ;; esac
+	done
+	[ ${#jobs[@]} -gt 0 ] || return 0
+	for alg in $BENCH_COMPRESSED; do targets+=("lofi-$alg"); done
+	echo "=== store compressed: ${targets[*]}"
+	mkdir -p "$dir" "$LOFI_SHARE/raw/compressed"
+	mount -t tmpfs -o "size=$((BENCH_COMPRESSED_SIZE * 6 / 1048576 + 64))m" lofi-bench-c "$dir" ||
+		fail "mounting a tmpfs failed"
+	store_mounted=$dir
+	plain=$dir/plain.img
+	python3 "$LOFI_ROOT/tests/compressed/illumos_format.py" mkimage --size "$BENCH_COMPRESSED_SIZE" --seed 1 "$plain" >/dev/null ||
+		fail "making the data failed"
+	lap
+	dev[lofi]=$("$map" map "$plain" ro) || fail "mapping $plain failed"
+	kind[lofi]=lofi
+	for alg in $BENCH_COMPRESSED; do
+		cp "$plain" "$dir/$alg.img"
+		"$LOFIADM" -C "$alg" "$dir/$alg.img" || fail "lofiadm -C $alg failed"
+		echo "  $alg: $(stat -c %s "$dir/$alg.img") bytes of $BENCH_COMPRESSED_SIZE"
+		dev[lofi-$alg]=$("$map" map "$dir/$alg.img") || fail "mapping the $alg image failed"
+		kind[lofi-$alg]=lofi
+	done
+	for t in "${targets[@]}"; do
+		wait_for 5 test -b "${dev[$t]}" || fail "${dev[$t]} did not appear"
+	done
+	lap
+	echo "  compressed and mapped in $lap_s s"
+	for round in $(seq 1 "$BENCH_ROUNDS"); do
+		rel=raw/compressed/r$round.json
+		jobfile=$LOFI_SHARE/raw/compressed/r$round.fio
+		local order
+		mapfile -t order < <(rotate "$((round - 1))" "${targets[@]}")
+		{
+			printf '%s\n' "[global]" direct=1 time_based=1 "runtime=$BENCH_RUNTIME" "ramp_time=$BENCH_RAMP" \
+				group_reporting=1 norandommap=1
+			for job in "${jobs[@]}"; do
+				for t in "${order[@]}"; do
+					printf '\n[%s@%s]\n' "$job" "$t"
+					printf '%s\n' "filename=${dev[$t]}" stonewall
+					fio_opts "$job"
+				done
+			done
+		} >"$jobfile"
+		status=0
+		fio --output-format=json --output="$LOFI_SHARE/$rel" "$jobfile" >"$LOFI_SHARE/$rel.log" 2>&1 || status=$?
+		lap
+		echo "  round $round, compressed pass: fio ran $((${#jobs[@]} * ${#targets[@]})) jobs in $lap_s s (exit status $status)"
+		for job in "${jobs[@]}"; do
+			for t in "${targets[@]}"; do
+				if [ -s "$LOFI_SHARE/$rel" ]; then
+					record compressed "$job" "$t" "$round" ok "$rel#$job@$t"
+				else
+					record compressed "$job" "$t" "$round" failed "fio failed (exit status $status): $(tail -n 1 "$LOFI_SHARE/$rel.log")"
+				fi
+			done
+		done
+	done
+	for t in "${targets[@]}"; do teardown "$t"; done
+	umount "$dir" || fail "umount $dir failed"
+	store_mounted=
+}
+[ -z "${BENCH_COMPRESSED:-}" ] || compressed_pass
+
 echo "benchmark done in $(($(date +%s) - start))s: $(grep -c $'\tok\t' "$runs") runs, $(grep -c $'\tna\t' "$runs") n/a, $(grep -c $'\tfailed\t' "$runs") failed"
