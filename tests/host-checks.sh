@@ -101,6 +101,7 @@ check lofiadm-fmt lofiadm_cargo fmt --check
 check lofiadm-clippy lofiadm_cargo clippy --locked --all-targets -- -D warnings
 check lofiadm-test lofiadm_cargo test --locked
 check lofiadm-man lofiadm_man
+check compressed-format-selftest "$LOFI_ROOT/tests/compressed/selftest.sh"
 check make-install make_install
 
 echo "host-checks: $passed passed, $failed failed"
