@@ -22,7 +22,7 @@ stage host-checks "$LOFI_ROOT/tests/host-checks.sh"
 # The reliability scenarios run in their short form (make stress: long).
 vm_out=$LOFI_ROOT/tests/out/check-vm
 stage vm-tests "$LOFI_ROOT/tests/vm-run.sh" --timeout 3600 --out "$vm_out" \
-	@foundation @driver @datapath @hardening @lofiadm demo @reliability
+	@foundation @driver @datapath @hardening @lofiadm @compressed demo @reliability
 # Crash durability boots the guest once per hard reset (its own runs).
 stage crash-durability "$LOFI_ROOT/tests/crash-durability.sh" --out "$LOFI_ROOT/tests/out/crash"
 # The benchmark's ten-second form, so that `make bench` cannot rot (its

@@ -25,7 +25,7 @@
  * of every N), so that one fault is not reported a thousand times.
  *
  * The calls (see fuzz_one() for the mix):
- *  - the eight commands with plausible contents: li_minor from {0, 1, max,
+ *  - the nine commands with plausible contents: li_minor from {0, 1, max,
  *    max+1, 2^32-1, random, mapped ones}, li_force / li_cleanup /
  *    li_readonly 0, 1 or any other non-zero value (the driver and the
  *    documentation take any non-zero as true), names of every kind of
@@ -65,8 +65,10 @@
  *  - random command numbers on the control device: random bits, lofi's
  *    magic with random nr / size / direction, a right nr with the wrong
  *    size (the size of the structure before the map fields, 8304, too) or
- *    direction, the reserved LOFI_CHECK_COMPRESSED,
- *    LOFI_DKIOCSTATE: all ENOTTY;
+ *    direction, LOFI_DKIOCSTATE: all ENOTTY (LOFI_CHECK_COMPRESSED is one
+ *    of the nine commands: a query, as LOFI_GET_MINOR, that also returns
+ *    li_algorithm; every map and query returns li_algorithm "" for the
+ *    fixtures, which are ordinary images);
  *  - on /dev/lofiN, held open O_RDONLY by the fuzzer: LOFI_DKIOCSTATE with
  *    a state other than the current one (returns the current one at once),
  *    with the current one under an interval timer (EINTR), with bad
@@ -95,7 +97,10 @@
  *    the first's and that time is long enough to be seen, and the file of
  *    the first is mapped again meanwhile (gone_pair_episode());
  *  - twice a run, the table filled with read-only mappings of one file
- *    until MAP_FILE fails with EAGAIN.
+ *    until MAP_FILE fails with EAGAIN;
+ *  - three times a run (at the start, half-way, at the end), a few
+ *    compressed images (the lofiadm -C format), sound and damaged, mapped,
+ *    queried, read whole and unmapped (compressed_episode()).
  *
  * The fixtures in DIR: images of 512 B, 64 KiB, 100 KiB, 1 MiB and 3 MiB,
  * one of 1000 bytes and an empty one (EINVAL), an immutable image (mapped
@@ -144,14 +149,16 @@
  *   RESULT calls=N unexpected=N maps=N unmaps=N ebusy=N udev-waits=N
  *          udev-held=N gone-pairs=N mappings=N direct-asked=N
  *          direct-granted=N zeroed=N resizes=N labeled=N rereads=N
- *          reread-ebusy=N vanished=N seed=S errnos=EINVAL:n,...
+ *          reread-ebusy=N vanished=N compressed=N compressed_einval=N
+ *          compressed_eio=N compressed_plain=N seed=S errnos=EINVAL:n,...
  * (maps, unmaps and resizes: successful ones; mappings: those left, in model.list;
  * direct-asked: successful maps that asked for LOFI_FLAG_DIRECT_IO,
  * direct-granted: those that got it; labeled: successful maps that asked
  * for LOFI_FLAG_LABELED; rereads and reread-ebusy: BLKRRPART on held
  * labeled mappings that re-read the table or were refused while a
  * partition was open; vanished: maps of a partition node that a re-read
- * removed before the call looked it up).
+ * removed before the call looked it up; compressed...: see
+ * compressed_episode(), and no compressed image mapped is unexpected).
  * Exit status 0 iff nothing unexpected happened and the model matched; 1
  * otherwise; 2 on a usage or setup error.
  *
@@ -199,7 +206,7 @@
 
 /* Command indexes: those of lofi_commands[] (lofi_prog.h). */
 enum { C_MAP, C_MAP_MINOR, C_UNMAP, C_UNMAP_MINOR, C_GET_FILENAME, C_GET_MINOR, C_GET_MAXMINOR,
-       C_SET_CAPACITY };
+       C_SET_CAPACITY, C_CHECK_COMPRESSED };
 
 /* ---------------------------------------------------------------------- */
 /* Bookkeeping                                                            */
@@ -406,6 +413,7 @@ static const int doc_errnos[][16] = {
 	[C_GET_MINOR] = { EFAULT, EINVAL, ENOENT, ENOMEM },
 	[C_GET_MAXMINOR] = { EFAULT, EINVAL, ENOMEM },
 	[C_SET_CAPACITY] = { EPERM, EFAULT, EINVAL, ENXIO, EROFS, ENOMEM },
+	[C_CHECK_COMPRESSED] = { EFAULT, EINVAL, ENOENT, ENOMEM },
 };
 
 static int documented(int ci, int err)
@@ -1302,7 +1310,9 @@ static void predict(int ci, int fdk, int ptr, const struct lofi_ioctl *li, struc
 		e->n = li->li_minor;
 		e->ro = slots[e->n].ro;
 		break;
-	case C_GET_MINOR: {
+	case C_GET_MINOR:
+	case C_CHECK_COMPRESSED: {
+		/* CHECK_COMPRESSED: the same lookup as GET_MINOR. */
 		const char *name = li_name(li);
 
 		if (!name)
@@ -1446,6 +1456,7 @@ static int ctl_call(int ci, int fdk, int ptr, struct lofi_ioctl *li, const char 
 			      strcmp(out->li_filename, slots[e.n].name) != 0 || !map_fields_of(e.n, out);
 			break;
 		case C_GET_MINOR:
+		case C_CHECK_COMPRESSED:
 			bad = r != 0 || out->li_minor != e.n || out->li_readonly != (uint32_t)e.ro ||
 			      strcmp(out->li_devpath, devpath) != 0 || !map_fields_of(e.n, out);
 			break;
@@ -1462,6 +1473,9 @@ static int ctl_call(int ci, int fdk, int ptr, struct lofi_ioctl *li, const char 
 			bad = r != 0 || out->li_minor != maxn;
 			break;
 		}
+		/* The fixtures are ordinary images: no algorithm, ever. */
+		if (ci != C_UNMAP && ci != C_UNMAP_MINOR && ci != C_GET_MAXMINOR && out->li_algorithm[0])
+			bad = 1;
 		if (bad) {
 			char fields[96] = "";
 
@@ -1470,17 +1484,18 @@ static int ctl_call(int ci, int fdk, int ptr, struct lofi_ioctl *li, const char 
 					 li->li_flags & LOFI_FLAG_LABELED ? "LABELED" : "0",
 					 li->li_flags & LOFI_FLAG_DIRECT_IO ?
 						 " or flags|=LOFI_FLAG_DIRECT_IO bs=512..4096" : "");
-			else if (ci == C_GET_FILENAME || ci == C_GET_MINOR)
+			else if (ci == C_GET_FILENAME || ci == C_GET_MINOR || ci == C_CHECK_COMPRESSED)
 				snprintf(fields, sizeof(fields), " flags=%#" PRIx32 " bs=%" PRIu32
 					 " off=0 szl=0 (as the map returned)", slots[e.n].flags, slots[e.n].bs);
 			describe_call(desc, sizeof(desc), ci, fdk, ptr, li, label);
 			unexp("%s -> returned %d, li_minor=%" PRIu32 " li_readonly=%" PRIu32
 			      " li_flags=%#" PRIx32 " li_block_size=%" PRIu32 " li_offset=%#" PRIx64
-			      " li_sizelimit=%#" PRIx64 " li_devpath=%.40s li_filename=%.60s; want N=%u ro=%d%s%.60s"
-			      "%s",
+			      " li_sizelimit=%#" PRIx64 " li_devpath=%.40s li_filename=%.60s li_algorithm=\"%.*s\";"
+			      " want N=%u ro=%d algorithm=\"\"%s%.60s%s",
 			      desc, r, out->li_minor, out->li_readonly, out->li_flags, out->li_block_size,
 			      (uint64_t)out->li_offset, (uint64_t)out->li_sizelimit, out->li_devpath,
-			      out->li_filename, e.n, e.ro, ci == C_GET_FILENAME ? " name=" : "",
+			      out->li_filename, (int)strnlen(out->li_algorithm, sizeof(out->li_algorithm)),
+			      out->li_algorithm, e.n, e.ro, ci == C_GET_FILENAME ? " name=" : "",
 			      ci == C_GET_FILENAME ? slots[e.n].name : "", fields);
 			if (!no_resync)
 				resync();
@@ -1638,7 +1653,7 @@ static void check_model(const char *why)
  *   0x94  FICLONE, FICLONERANGE, FIDEDUPERANGE
  *   'p'   IOC_PR_* (persistent reservations)
  * Every other number reaches the driver: lofi's control device answers
- * ENOTTY to all but its seven commands, and its block devices to all but
+ * ENOTTY to all but its nine commands, and its block devices to all but
  * LOFI_DKIOCSTATE (lofi's block ioctl, reached through blkdev_ioctl() /
  * blkdev_compat_ptr_ioctl()), so ENOTTY is the only allowed result.
  */
@@ -1695,13 +1710,8 @@ static uint32_t random_cmd(int on_blk, const char **desc)
 				c = (uint32_t)lofi_commands[rndn(LOFI_NR_COMMANDS)].cmd;
 				*desc = "a control command on a block device";
 			} else {
-				static const uint32_t rc[] = { LOFI_CHECK_COMPRESSED, LOFI_DKIOCSTATE };
-				static const char *const rcn[] = { "LOFI_CHECK_COMPRESSED",
-								   "LOFI_DKIOCSTATE on the control device" };
-				unsigned w = rndn(2);
-
-				c = rc[w];
-				*desc = rcn[w];
+				c = LOFI_DKIOCSTATE;
+				*desc = "LOFI_DKIOCSTATE on the control device";
 			}
 			break;
 		default:
@@ -1809,7 +1819,8 @@ static int plausible(int ci, struct lofi_ioctl *li)
 {
 	int idx = -1;
 
-	if (ci == C_MAP || ci == C_MAP_MINOR || ci == C_UNMAP || ci == C_GET_MINOR || chance(50))
+	if (ci == C_MAP || ci == C_MAP_MINOR || ci == C_UNMAP || ci == C_GET_MINOR || ci == C_CHECK_COMPRESSED ||
+	    chance(50))
 		idx = rnd_name();
 	li_plain(li, idx);
 	li->li_minor = rnd_minor();
@@ -1946,6 +1957,470 @@ static void fill_episode(void)
 			sleep_ms(20);
 			waiting_for = "";
 		}
+	}
+	cur_what = "";
+}
+
+/* ---------------------------------------------------------------------- */
+/* Compressed images                                                      */
+
+/*
+ * Images in the illumos lofiadm -C format (include/uapi/linux/lofi.h,
+ * big-endian): the algorithm name (36 bytes, NUL-padded), the segment
+ * size, the index entries (segments + 1), the last segment's size, the
+ * index (offsets from its end), then the segments, each a header byte (0
+ * stored: the data as it is; 1 compressed) and its bytes. Each episode
+ * builds CZ_PER_EPISODE of them from the generator: a known name, a
+ * segment size of 512, 4096 or 131072 bytes, 1 .. 8 segments, stored ones
+ * (random data) and "compressed" ones (a few random bytes). Except the
+ * first of an episode and one in five of the others, each then gets
+ * random bytes in the header, the index or the segments, or is cut
+ * short. Each is mapped (LOFI_MAP_FILE, li_readonly 0 mostly,
+ * LOFI_FLAG_DIRECT_IO sometimes), and the result must be the one
+ * predicted from the driver's checks (cz_detect(), cz_parse()): EINVAL
+ * for a header or index that is not sound, else a read-only mapping (whatever
+ * li_readonly asked) with its algorithm in li_algorithm and no direct I/O
+ * (even if asked for); a file whose first bytes name no known algorithm is
+ * an ordinary image. Then LOFI_CHECK_COMPRESSED of its name, and the disk
+ * read whole in 4 KiB pieces with O_DIRECT: a piece of stored segments
+ * only must read back their data, one with a segment of an unknown type or
+ * a stored one of the wrong size must fail with EIO, one with a
+ * "compressed" segment either; then the image is unmapped. Counted:
+ * compressed= (compressed images mapped), compressed_einval= (refused),
+ * compressed_eio= (mapped images of which a piece failed with EIO),
+ * compressed_plain= (images mapped as ordinary ones).
+ */
+#define CZ_PER_EPISODE 4
+#define CZ_HEADER 48
+#define CZ_MAX_SEGS 8
+#define CZ_MAX_SEG 131072u
+#define CZ_MAX_LEN (CZ_HEADER + 8 * (CZ_MAX_SEGS + 1) + CZ_MAX_SEGS * (1 + CZ_MAX_SEG) + 1024)
+
+static long long cz_mapped, cz_einval, cz_eio, cz_plain;
+static unsigned char *cz_img;
+
+static const char *const cz_algs[] = { "gzip", "gzip-6", "gzip-9", "lzma", "zstd", "lz4" };
+#define CZ_NALGS (sizeof(cz_algs) / sizeof(cz_algs[0]))
+
+static void cz_be32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (24 - 8 * i));
+}
+
+static void cz_be64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (56 - 8 * i));
+}
+
+static uint32_t cz_get32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t cz_get64(const unsigned char *p)
+{
+	return (uint64_t)cz_get32(p) << 32 | cz_get32(p + 4);
+}
+
+/* The driver's detection: a known name, NUL-terminated, in the first 36
+ * bytes of a file of 48 bytes at least. Index into cz_algs[], or -1. */
+static int cz_detect(const unsigned char *img, size_t len)
+{
+	const unsigned char *nul;
+	unsigned i;
+
+	if (len < CZ_HEADER)
+		return -1;
+	nul = memchr(img, 0, 36);
+	if (!nul)
+		return -1;
+	for (i = 0; i < CZ_NALGS; i++)
+		if (strlen(cz_algs[i]) == (size_t)(nul - img) && memcmp(img, cz_algs[i], nul - img) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* What the header and index of a compressed image say. */
+struct cz_layout {
+	uint32_t seg, last;
+	uint64_t segments, data_start, size;
+};
+
+/* The driver's checks of the header and the index: 0 if sound (L filled
+ * in), else the reason for the EINVAL. */
+static const char *cz_parse(const unsigned char *img, size_t len, struct cz_layout *l)
+{
+	uint32_t seg = cz_get32(img + 36), entries = cz_get32(img + 40), last = cz_get32(img + 44);
+	uint64_t data_len, prev = 0, off, i;
+
+	if (seg < 512 || seg > (8u << 20) || (seg & (seg - 1)))
+		return "segment size not a power of two in 512 .. 8 MiB";
+	if (entries < 2)
+		return "fewer than 2 index entries";
+	if (last == 0 || last > seg || last % 512)
+		return "last segment size not 512 .. segment size in multiples of 512";
+	l->data_start = CZ_HEADER + (uint64_t)entries * 8;
+	if (l->data_start > len)
+		return "the index does not fit in the file";
+	data_len = len - l->data_start;
+	for (i = 0; i < entries; i++) {
+		off = cz_get64(img + CZ_HEADER + 8 * i);
+		if (off > data_len)
+			return "an index entry past the end of the file";
+		if (i == 0 && off != 0)
+			return "index[0] not 0";
+		if (i > 0 && off <= prev)
+			return "an index entry not above the one before";
+		if (i > 0 && off - prev - 1 > (uint64_t)seg + seg / 16 + 64)
+			return "a segment longer than 1 + seg + seg/16 + 64 bytes";
+		prev = off;
+	}
+	l->seg = seg;
+	l->last = last;
+	l->segments = entries - 1;
+	l->size = (l->segments - 1) * seg + last;
+	return NULL;
+}
+
+/* A sound image in cz_img; returns its length. */
+static size_t cz_build(void)
+{
+	static const uint32_t segs[] = { 512, 4096, CZ_MAX_SEG };
+	uint32_t seg = segs[rndn(3)], last = 512 * (1 + rndn(seg / 512));
+	unsigned nseg = 1 + rndn(CZ_MAX_SEGS), i, k;
+	const char *alg = cz_algs[rndn(CZ_NALGS)];
+	size_t start = CZ_HEADER + 8 * (nseg + 1), at = start;
+
+	memset(cz_img, 0, CZ_HEADER);
+	memcpy(cz_img, alg, strlen(alg));
+	cz_be32(cz_img + 36, seg);
+	cz_be32(cz_img + 40, nseg + 1);
+	cz_be32(cz_img + 44, last);
+	for (i = 0; i < nseg; i++) {
+		uint32_t ulen = i + 1 == nseg ? last : seg;
+
+		cz_be64(cz_img + CZ_HEADER + 8 * i, at - start);
+		if (chance(300)) {
+			/* "Compressed": a few random bytes. */
+			cz_img[at++] = 1;
+			k = 1 + rndn(64);
+			rnd_fill(cz_img + at, k);
+			at += k;
+		} else {
+			cz_img[at++] = 0;
+			rnd_fill(cz_img + at, ulen);
+			at += ulen;
+		}
+	}
+	cz_be64(cz_img + CZ_HEADER + 8 * nseg, at - start);
+	if (chance(200)) {
+		/* Bytes after the last segment: not part of the image. */
+		k = 1 + rndn(1000);
+		rnd_fill(cz_img + at, k);
+		at += k;
+	}
+	return at;
+}
+
+/* Damage the image of *LEN bytes: random bytes in a part; says which. */
+static const char *cz_mutate(size_t *len)
+{
+	size_t data_start = CZ_HEADER + 8 * (size_t)cz_get32(cz_img + 40), lo, hi;
+	unsigned k, i;
+	const char *what;
+
+	switch (rndn(7)) {
+	case 0:
+	case 1:
+		lo = 0;
+		hi = CZ_HEADER;
+		what = "header";
+		break;
+	case 2:
+	case 3:
+		lo = CZ_HEADER;
+		hi = data_start;
+		what = "index";
+		break;
+	case 4:
+	case 5:
+		lo = data_start;
+		hi = *len;
+		what = "segments";
+		break;
+	default:
+		*len = rndn((unsigned)*len);
+		return "cut short";
+	}
+	k = 1 + rndn(4);
+	for (i = 0; i < k; i++) {
+		size_t at = lo + rndn((unsigned)(hi - lo));
+
+		if (chance(500))
+			cz_img[at] ^= (unsigned char)(1u << rndn(8));
+		else
+			cz_img[at] = (unsigned char)rnd32();
+	}
+	return what;
+}
+
+/*
+ * How disk bytes OFF .. OFF+LEN of the sound image L (in IMG) read: 0 (the
+ * data of its stored segments; *STORED_ONLY 1), EIO (a segment of an
+ * unknown type or a stored one of the wrong size), or -1 (else, with a
+ * "compressed" segment: its data or EIO).
+ */
+static int cz_piece(const unsigned char *img, const struct cz_layout *l, uint64_t off, uint64_t len,
+		    int *stored_only)
+{
+	uint64_t s, first = off / l->seg, lastseg = (off + len - 1) / l->seg;
+	int maybe = 0;
+
+	*stored_only = 1;
+	for (s = first; s <= lastseg; s++) {
+		uint64_t a = l->data_start + cz_get64(img + CZ_HEADER + 8 * s);
+		uint64_t b = l->data_start + cz_get64(img + CZ_HEADER + 8 * (s + 1));
+		uint64_t ulen = s + 1 == l->segments ? l->last : l->seg;
+
+		if (img[a] == 0 && b - a - 1 == ulen)
+			continue;
+		*stored_only = 0;
+		if (img[a] == 1)
+			maybe = 1;
+		else
+			return EIO;
+	}
+	return maybe ? -1 : 0;
+}
+
+/* The byte of the disk of sound image L at OFF, its segments stored. */
+static unsigned char cz_byte(const unsigned char *img, const struct cz_layout *l, uint64_t off)
+{
+	uint64_t s = off / l->seg;
+
+	return img[l->data_start + cz_get64(img + CZ_HEADER + 8 * s) + 1 + off % l->seg];
+}
+
+/* Unmap N that nobody holds (udev may, for a moment). */
+static void cz_unmap(unsigned n, const char *what)
+{
+	struct lofi_ioctl li;
+	int k, r = -1, err = 0;
+
+	if (n == 0 || n > maxn) {
+		unexp("%s: the map returned N=%u, not in 1 .. %u", what, n, maxn);
+		resync();
+		return;
+	}
+	for (k = 0; k < 250; k++) {
+		memset(&li, 0, sizeof(li));
+		li.li_minor = n;
+		li.li_force = k >= 200;
+		calls++;
+		r = ioctl(ctl_fd[0], LOFI_UNMAP_FILE_MINOR, &li);
+		err = r < 0 ? errno : 0;
+		count_result(err);
+		if (err != EBUSY)
+			break;
+		ebusy++;
+		waiting_n = n;
+		waiting_for = "a busy unmap of a compressed image to be possible";
+		sleep_ms(20);
+		waiting_for = "";
+	}
+	if (err) {
+		unexp("%s: UNMAP_FILE_MINOR %u -> %s, want success", what, n, ename(err));
+		resync();
+		return;
+	}
+	if (sysfs_present(n)) {
+		udev_waits++;
+		settle(n);
+	}
+}
+
+/* Read the whole disk N of the image of LEN bytes in cz_img (ALG: its
+ * algorithm, or -1: an ordinary image of LEN bytes). */
+static void cz_read(unsigned n, int alg, const struct cz_layout *l, size_t len, const char *what)
+{
+	static unsigned char *buf;
+	uint64_t size = alg >= 0 ? l->size : len, bytes = 0, off;
+	char p[64];
+	double end = now() + 10;
+	struct stat st;
+	int fd, eio = 0;
+
+	if (!buf && posix_memalign((void **)&buf, 4096, 4096))
+		die("out of memory");
+	snprintf(p, sizeof(p), LOFI_DEV_FMT, n);
+	while (stat(p, &st) || !S_ISBLK(st.st_mode)) {
+		if (now() > end) {
+			unexp("%s: %s did not appear", what, p);
+			return;
+		}
+		sleep_ms(2);
+	}
+	if (alg >= 0) {
+		fd = open(p, O_RDWR | O_CLOEXEC);
+		opens++;
+		if (fd >= 0 || errno != EROFS)
+			unexp("%s: open(%s, O_RDWR) of a compressed image -> %s, want EROFS", what, p,
+			      fd >= 0 ? "success" : ename(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+	fd = open(p, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	opens++;
+	if (fd < 0) {
+		unexp("%s: open(%s, O_RDONLY | O_DIRECT) -> %s", what, p, ename(errno));
+		return;
+	}
+	calls++;
+	if (ioctl(fd, BLKGETSIZE64, &bytes) || bytes != size)
+		unexp("%s: BLKGETSIZE64 of %s: %" PRIu64 " (%s), want %" PRIu64, what, p, bytes,
+		      ename(errno), size);
+	for (off = 0; off < size; off += 4096) {
+		uint64_t want_len = size - off < 4096 ? size - off : 4096, i;
+		int want_err = 0, stored_only = 1, err;
+		ssize_t r;
+
+		if (alg >= 0)
+			want_err = cz_piece(cz_img, l, off, want_len, &stored_only);
+		r = pread(fd, buf, 4096, (off_t)off);
+		err = r < 0 ? errno : 0;
+		if (err == EIO)
+			eio = 1;
+		if (r < 0 && err != EIO) {
+			unexp("%s: pread of %s at %" PRIu64 " -> %s, want %" PRIu64 " bytes or EIO", what, p,
+			      off, ename(err), want_len);
+			break;
+		}
+		if (r >= 0 && (uint64_t)r != want_len) {
+			unexp("%s: pread of %s at %" PRIu64 " -> %zd bytes, want %" PRIu64 " or EIO", what, p,
+			      off, r, want_len);
+			break;
+		}
+		if (want_err == EIO && r >= 0) {
+			unexp("%s: pread of %s at %" PRIu64 " -> %zd bytes, want EIO (a segment of an unknown "
+			      "type or a stored one of the wrong size)", what, p, off, r);
+			break;
+		}
+		if (want_err == 0 && r < 0) {
+			unexp("%s: pread of %s at %" PRIu64 " -> EIO, want the %s", what, p, off,
+			      alg >= 0 ? "data of its stored segments" : "file's data");
+			break;
+		}
+		if (r < 0 || !stored_only)
+			continue;
+		for (i = 0; i < want_len; i++)
+			if (buf[i] != (alg >= 0 ? cz_byte(cz_img, l, off + i) : cz_img[off + i]))
+				break;
+		if (i < want_len) {
+			unexp("%s: %s at %" PRIu64 ": wrong data at byte %" PRIu64 " of the piece", what, p, off, i);
+			break;
+		}
+	}
+	close(fd);
+	cz_eio += eio;
+}
+
+static void compressed_episode(void)
+{
+	char what[160], name[32];
+	struct lofi_ioctl li, q;
+	struct cz_layout l;
+	unsigned i, n, free_n;
+	int alg, want_err, fd, err, ro_asked;
+	size_t len;
+	const char *why, *damage;
+	long r;
+
+	if (!cz_img) {
+		cz_img = malloc(CZ_MAX_LEN);
+		if (!cz_img)
+			die("out of memory");
+	}
+	cur_what = "compressed episode";
+	for (i = 0; i < CZ_PER_EPISODE; i++) {
+		for (free_n = 1; free_n <= maxn && slots[free_n].state != S_FREE; free_n++)
+			;
+		if (free_n > maxn)
+			break;	/* no free N: nothing to map */
+		len = cz_build();
+		damage = i == 0 || chance(200) ? "none" : cz_mutate(&len);
+		snprintf(name, sizeof(name), "cz%u.img", i);
+		fd = open(dpath(name), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0 || write(fd, cz_img, len) != (ssize_t)len)
+			die("write %s: %s", dpath(name), strerror(errno));
+		close(fd);
+
+		alg = cz_detect(cz_img, len);
+		memset(&l, 0, sizeof(l));
+		if (alg >= 0) {
+			why = cz_parse(cz_img, len, &l);
+			want_err = why ? EINVAL : 0;
+		} else {
+			why = len == 0 || len % 512 ? "an ordinary image of no whole 512-byte blocks" : NULL;
+			want_err = why ? EINVAL : 0;
+		}
+		snprintf(what, sizeof(what), "compressed image %u (%.36s, %zu bytes, damage: %s)", i,
+			 alg >= 0 ? cz_algs[alg] : "no known name", len, damage);
+
+		memset(&li, 0, sizeof(li));
+		snprintf(li.li_filename, sizeof(li.li_filename), "%s", dpath(name));
+		ro_asked = chance(300);
+		li.li_readonly = ro_asked;
+		/* Direct I/O: refused for a compressed image (an ordinary one
+		 * might get it and a larger block size: not asked). */
+		if (alg >= 0 && chance(300))
+			li.li_flags = LOFI_FLAG_DIRECT_IO;
+		calls++;
+		r = ioctl(ctl_fd[0], LOFI_MAP_FILE, &li);
+		err = r < 0 ? errno : 0;
+		count_result(err);
+		if (err == EINVAL)
+			cz_einval++;
+		if (err != want_err) {
+			unexp("%s: MAP_FILE -> %s, want %s (%s)%s", what, ename(err), ename(want_err),
+			      why ? why : alg >= 0 ? "a sound compressed image" : "an ordinary image",
+			      err && err != EINVAL ? " [neither success nor EINVAL]" : "");
+			if (r > 0)
+				cz_unmap((unsigned)r, what);
+			continue;
+		}
+		if (err)
+			continue;
+		n = (unsigned)r;
+		if (alg >= 0)
+			cz_mapped++;
+		else
+			cz_plain++;
+		if (n != free_n || li.li_minor != n || slots[n].state != S_FREE ||
+		    li.li_readonly != (alg >= 0 ? 1u : (uint32_t)ro_asked) || li.li_flags != 0 ||
+		    li.li_block_size != LOFI_BLOCK_SIZE_DEFAULT || li.li_offset || li.li_sizelimit ||
+		    strncmp(li.li_algorithm, alg >= 0 ? cz_algs[alg] : "", sizeof(li.li_algorithm)))
+			unexp("%s: MAP_FILE returned %ld, li_minor=%u li_readonly=%u li_flags=%#x li_block_size=%u "
+			      "li_offset=%" PRIu64 " li_sizelimit=%" PRIu64 " li_algorithm=\"%.*s\"; want N=%u ro=%d "
+			      "flags=0 bs=512 off=0 szl=0 algorithm=\"%s\"", what, r, li.li_minor, li.li_readonly,
+			      li.li_flags, li.li_block_size, (uint64_t)li.li_offset, (uint64_t)li.li_sizelimit,
+			      (int)strnlen(li.li_algorithm, sizeof(li.li_algorithm)), li.li_algorithm, free_n,
+			      alg >= 0 ? 1 : ro_asked, alg >= 0 ? cz_algs[alg] : "");
+		/* The query by name, on the read-only control file. */
+		memset(&q, 0, sizeof(q));
+		snprintf(q.li_filename, sizeof(q.li_filename), "%s", dpath(name));
+		calls++;
+		r = ioctl(ctl_fd[2], LOFI_CHECK_COMPRESSED, &q);
+		count_result(r < 0 ? errno : 0);
+		if (r < 0 || q.li_minor != n ||
+		    strncmp(q.li_algorithm, alg >= 0 ? cz_algs[alg] : "", sizeof(q.li_algorithm)))
+			unexp("%s: CHECK_COMPRESSED -> %s, li_minor=%u li_algorithm=\"%.*s\"; want N=%u algorithm=\"%s\"",
+			      what, r < 0 ? ename(errno) : "success", q.li_minor,
+			      (int)strnlen(q.li_algorithm, sizeof(q.li_algorithm)), q.li_algorithm, n,
+			      alg >= 0 ? cz_algs[alg] : "");
+		cz_read(n, alg, &l, len, what);
+		cz_unmap(n, what);
 	}
 	cur_what = "";
 }
@@ -2532,9 +3007,10 @@ static void fuzz_one(void)
 
 	if (k < 250) {
 		/* Well-formed queries. */
-		static const int q[] = { C_GET_FILENAME, C_GET_FILENAME, C_GET_MINOR, C_GET_MINOR, C_GET_MAXMINOR };
+		static const int q[] = { C_GET_FILENAME, C_GET_FILENAME, C_GET_MINOR, C_GET_MINOR, C_GET_MAXMINOR,
+					 C_CHECK_COMPRESSED };
 
-		ci = q[rndn(5)];
+		ci = q[rndn(6)];
 		idx = plausible(ci, &li);
 		li.li_force = rnd_flag();
 		ctl_call(ci, rndn(3), P_GOOD, &li, label_of(idx));
@@ -2545,7 +3021,7 @@ static void fuzz_one(void)
 		ctl_call(ci, rndn(3), rnd_bad_read_ptr(), &li, label_of(idx));
 	} else if (k < 410) {
 		/* Readable, not writable: mostly queries. */
-		ci = chance(800) ? C_GET_FILENAME + rndn(3) : rndn(4);
+		ci = chance(800) ? (chance(200) ? C_CHECK_COMPRESSED : C_GET_FILENAME + (int)rndn(3)) : (int)rndn(4);
 		idx = plausible(ci, &li);
 		ctl_call(ci, rndn(3), chance(500) ? P_RO : P_RO_TAIL, &li, label_of(idx));
 	} else if (k < 540) {
@@ -2617,7 +3093,7 @@ int main(int argc, char **argv)
 	struct lofi_ioctl li;
 	struct sigaction sa;
 	long long target, next_check = CHECK_EVERY, next_pair = PAIR_EVERY / 2, next_progress = 10000;
-	long long fill1, fill2;
+	long long fill1, fill2, czmid;
 	double t0 = now();
 	char *end;
 	unsigned i;
@@ -2681,6 +3157,8 @@ int main(int argc, char **argv)
 		die("setup failed");
 	fill1 = target / 3;
 	fill2 = 2 * target / 3;
+	czmid = target / 2;
+	compressed_episode();
 	{
 		struct timespec ts = { 0, 20000000 };
 		double t = now();
@@ -2705,6 +3183,10 @@ int main(int argc, char **argv)
 			gone_pair_episode();
 			next_pair = calls + PAIR_EVERY;
 		}
+		if (czmid >= 0 && calls >= czmid) {
+			compressed_episode();
+			czmid = -1;
+		}
 		if (fill1 >= 0 && calls >= fill1) {
 			fill_episode();
 			fill1 = -1;
@@ -2714,6 +3196,10 @@ int main(int argc, char **argv)
 		}
 	}
 
+	compressed_episode();
+	if (!cz_mapped)
+		unexp("no compressed image was mapped (%lld refused, %lld mapped as ordinary images): the "
+		      "compressed path was not exercised", cz_einval, cz_plain);
 	/* Close what is held (removing gone and detached devices), check. */
 	while (nheld)
 		close_held(nheld - 1);
@@ -2732,10 +3218,11 @@ int main(int argc, char **argv)
 	       "(%lld probes), longest %.2f s\n", settles, free_probes, settle_max);
 	printf("RESULT calls=%lld unexpected=%lld maps=%lld unmaps=%lld ebusy=%lld udev-waits=%lld "
 	       "udev-held=%lld gone-pairs=%lld mappings=%d direct-asked=%lld direct-granted=%lld "
-	       "zeroed=%lld resizes=%lld labeled=%lld rereads=%lld reread-ebusy=%lld vanished=%lld seed=%llu "
+	       "zeroed=%lld resizes=%lld labeled=%lld rereads=%lld reread-ebusy=%lld vanished=%lld "
+	       "compressed=%lld compressed_einval=%lld compressed_eio=%lld compressed_plain=%lld seed=%llu "
 	       "errnos=", calls, unexpected, maps, unmaps, ebusy, udev_waits, udev_held, pairs, live_count(),
 	       direct_asked, direct_granted, zeroings, resizes, labeled_maps, rereads, reread_busy, vanished,
-	       seed);
+	       cz_mapped, cz_einval, cz_eio, cz_plain, seed);
 	first = 1;
 	for (i = 1; i < 256; i++)
 		if (errcounts[i]) {

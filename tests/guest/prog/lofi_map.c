@@ -15,10 +15,15 @@
  *                                     /dev/lofi/N) or N (UNMAP_FILE_MINOR)
  *                                     or by backing file name (UNMAP_FILE)
  *   lofi_map minor FILE               print N (LOFI_GET_MINOR)
+ *   lofi_map check FILE               print the algorithm of FILE's mapping, as
+ *                                     LOFI_CHECK_COMPRESSED gives it in li_algorithm
+ *                                     (an empty line for an ordinary image)
  *   lofi_map filename DEV|N           print the backing file (LOFI_GET_FILENAME)
  *   lofi_map status DEV|N             print "N DEVPATH ro|rw FILENAME"
  *   lofi_map fields DEV|N             print the mapping's map fields (GET_FILENAME):
- *                                     "flags=0xF block_size=B offset=O sizelimit=L"
+ *                                     "flags=0xF block_size=B offset=O sizelimit=L
+ *                                     algorithm=NAME" ("algorithm=" for an ordinary
+ *                                     image)
  *   lofi_map list                     a status line for every mapping
  *   lofi_map maxminor                 print lofi_max_files (LOFI_GET_MAXMINOR)
  *   lofi_map unmap-all [force]        unmap every mapping (test cleanup)
@@ -70,8 +75,8 @@ static void usage(void)
 		"usage: lofi_map map FILE [ro] [direct] [labeled] |\n"
 		"       map-minor N FILE [ro] [direct] [labeled] |\n"
 		"       unmap DEV|N|FILE [force|cleanup] | unmap-all [force] |\n"
-		"       minor FILE | filename DEV|N | status DEV|N | fields DEV|N | list | maxminor |\n"
-		"       wait-gone DEV | open DEV [rw] | cycle FILE COUNT [SECS]\n");
+		"       minor FILE | check FILE | filename DEV|N | status DEV|N | fields DEV|N |\n"
+		"       list | maxminor | wait-gone DEV | open DEV [rw] | cycle FILE COUNT [SECS]\n");
 	exit(2);
 }
 
@@ -370,6 +375,13 @@ int main(int argc, char **argv)
 		printf("%u\n", li.li_minor);
 		return 0;
 	}
+	if (strcmp(cmd, "check") == 0 && argc == 3) {
+		li_init(&li, argv[2]);
+		if (ioctl(ctl(0), LOFI_CHECK_COMPRESSED, &li) < 0)
+			die_errno(errno, "check %s", argv[2]);
+		printf("%.*s\n", (int)strnlen(li.li_algorithm, sizeof(li.li_algorithm)), li.li_algorithm);
+		return 0;
+	}
 	if ((strcmp(cmd, "filename") == 0 || strcmp(cmd, "status") == 0 || strcmp(cmd, "fields") == 0) &&
 	    argc == 3) {
 		n = need_minor(argv[2]);
@@ -378,9 +390,10 @@ int main(int argc, char **argv)
 		if (strcmp(cmd, "filename") == 0)
 			printf("%s\n", li.li_filename);
 		else if (strcmp(cmd, "fields") == 0)
-			printf("flags=0x%x block_size=%u offset=%llu sizelimit=%llu\n", li.li_flags,
-			       li.li_block_size, (unsigned long long)li.li_offset,
-			       (unsigned long long)li.li_sizelimit);
+			printf("flags=0x%x block_size=%u offset=%llu sizelimit=%llu algorithm=%.*s\n",
+			       li.li_flags, li.li_block_size, (unsigned long long)li.li_offset,
+			       (unsigned long long)li.li_sizelimit,
+			       (int)strnlen(li.li_algorithm, sizeof(li.li_algorithm)), li.li_algorithm);
 		else
 			print_status(n, &li);
 		return 0;

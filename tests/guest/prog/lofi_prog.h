@@ -18,8 +18,8 @@
 #include <linux/lofi.h>
 
 /*
- * The commands of /dev/lofictl that lofi implements, with their names (not
- * the reserved LOFI_CHECK_COMPRESSED: ENOTTY).
+ * The commands of /dev/lofictl that lofi implements, with their names
+ * (LOFI_CHECK_COMPRESSED last: a query like LOFI_GET_MINOR).
  */
 struct lofi_command {
 	const char *name;
@@ -35,6 +35,7 @@ static const struct lofi_command lofi_commands[] __attribute__((unused)) = {
 	{ "GET_MINOR", LOFI_GET_MINOR },
 	{ "GET_MAXMINOR", LOFI_GET_MAXMINOR },
 	{ "SET_CAPACITY", LOFI_SET_CAPACITY },
+	{ "CHECK_COMPRESSED", LOFI_CHECK_COMPRESSED },
 };
 
 #define LOFI_NR_COMMANDS (sizeof(lofi_commands) / sizeof(lofi_commands[0]))

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The illumos compressed format, read and written by an independent
+# implementation (tests/compressed/illumos_format.py, which shares no code
+# with lofiadm or the driver):
+#   - images it encodes (gzip, gzip-6, gzip-9, lzma with an end-of-payload
+#     marker; segment sizes 512, 4 KiB and 128 KiB; both stored and
+#     compressed segments) map and read back byte for byte, and lofiadm -U
+#     restores them;
+#   - what lofiadm -C writes (the algorithms Python's standard library has)
+#     decodes with its decoder to the original, and its checker finds the
+#     header and index as illumos lays them out.
+# shellcheck source=tests/guest/lib.sh
+. "$LOFI_ROOT/tests/guest/lib.sh"
+# shellcheck source=tests/guest/lofiadm-lib.sh
+. "$LOFI_ROOT/tests/guest/lofiadm-lib.sh"
+
+codec=$LOFI_ROOT/tests/compressed/illumos_format.py
+[ -x "$codec" ] || fail "$codec missing"
+trap lofiadm_cleanup EXIT
+
+# Not a multiple of 128 KiB: the last segment is short.
+python3 "$codec" mkimage --size $((3 * 1024 * 1024 + 7 * 512)) --seed 7 orig.img >/dev/null
+
+load_lofi
+wait_for 5 test -c /dev/lofictl || fail "/dev/lofictl did not appear"
+
+images=0
+for alg in gzip gzip-6 gzip-9 lzma; do
+	for seg in 512 4096 131072; do
+		python3 "$codec" encode --algorithm "$alg" --segment-size "$seg" orig.img c.img >/dev/null
+		info=$(python3 "$codec" info c.img)
+		if [ "$seg" -gt 2048 ]; then
+			grep -q '^compressed_segments=[1-9]' <<<"$info" || fail "$alg/$seg: no compressed segment: $info"
+		fi
+		ok -a "$PWD/c.img"
+		dev=$OUT
+		cmp "$dev" orig.img || fail "$alg/$seg: the device differs from the original"
+		ok -d "$dev"
+		ok -U c.img
+		cmp c.img orig.img || fail "$alg/$seg: lofiadm -U of its image differs from the original"
+		images=$((images + 1))
+	done
+done
+
+for alg in gzip gzip-6 gzip-9 lzma; do
+	for seg in 512 131072; do
+		cp orig.img c.img
+		ok -C "$alg" -s "$seg" c.img
+		info=$(python3 "$codec" info c.img) || fail "$alg/$seg: the checker refuses lofiadm's image"
+		grep -qx "algorithm=$alg" <<<"$info" || fail "$alg/$seg: $info"
+		grep -qx "segment_size=$seg" <<<"$info" || fail "$alg/$seg: $info"
+		python3 "$codec" decode c.img back.img || fail "$alg/$seg: its decoder refuses lofiadm's image"
+		cmp back.img orig.img || fail "$alg/$seg: its decoder gives other bytes"
+		images=$((images + 1))
+	done
+done
+figure compressed-interop images=$images
+unload_lofi
