@@ -90,6 +90,8 @@ if [ -z "$out" ]; then
 else
 	rm -rf "$out"
 	mkdir -p "$out"
+	# Absolute: the guest sees the directory at the same path.
+	out=$(cd "$out" && pwd)
 fi
 
 vng_args=(--run "$kernel_image" --force-9p --disable-microvm --verbose
@@ -106,7 +108,12 @@ if [ -n "${LOFI_VM_SHARE:-}" ]; then
 	[ -d "$LOFI_VM_SHARE" ] || die "LOFI_VM_SHARE=$LOFI_VM_SHARE is not a directory"
 	vng_args+=(--rwdir="$LOFI_VM_SHARE")
 fi
+# The guest's command goes in a script in the shared output directory:
+# virtme-ng passes the command on the kernel command line, whose 2048
+# bytes (x86) a long list of tests overflows, cutting off init= after it.
 guest_cmd="env LOFI_KO=$LOFI_KO LOFI_PROG_DIR=$prog_dir LOFIADM=$lofiadm LOFI_STRESS=${LOFI_STRESS:-0} LOFI_TEST_TIMEOUT=${LOFI_TEST_TIMEOUT:-300} LOFI_LIFECYCLE_CYCLES=${LOFI_LIFECYCLE_CYCLES:-} LOFI_LIFECYCLE_BUDGET=${LOFI_LIFECYCLE_BUDGET:-0} LOFI_SHARE=${LOFI_VM_SHARE:-} LOFI_FUZZ_SEED=${LOFI_FUZZ_SEED:-} LOFI_FUZZ_TRACE=${LOFI_FUZZ_TRACE:-} bash $LOFI_ROOT/tests/guest/harness.sh $out ${tests[*]}"
+printf 'exec %s\n' "$guest_cmd" >"$out/guest-run.sh"
+guest_cmd="bash $out/guest-run.sh"
 
 # Host actions a guest test may ask for (tests/guest/lib.sh host_delete):
 # deleting a file of the shared output directory from the host side, as
