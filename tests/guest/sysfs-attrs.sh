@@ -2,8 +2,8 @@
 # The sysfs attributes of a mapping, /sys/block/lofiN/lofi/ (documented in
 # Documentation/ABI/testing/sysfs-block-lofi): each file is read-only
 # (0444, writes refused) and one line that says what the queries say:
-# backing_file, offset, sizelimit, readonly, labeled, dio, sector_size and
-# state, for a plain mapping, a read-only slice in 4096-byte sectors and a
+# backing_file, offset, sizelimit, readonly, labeled, dio, sector_size,
+# state and algorithm (empty: no compressed image), for a plain mapping, a read-only slice in 4096-byte sectors and a
 # mapping asked for direct I/O; sizelimit follows a resize; state is
 # detach-at-close after an unmap with cleanup of an open device and gone
 # after a forced unmap of one, and the directory goes with the disk at
@@ -17,7 +17,7 @@ map=$prog_dir/lofi_map
 need_progs "$map"
 trap lofiadm_cleanup EXIT
 
-NAMES="backing_file offset sizelimit readonly labeled dio sector_size state"
+NAMES="backing_file offset sizelimit readonly labeled dio sector_size state algorithm"
 
 # expect_attrs N VALUE...: the attributes of lofiN, in the order of NAMES.
 expect_attrs() {
@@ -57,7 +57,7 @@ for name in $NAMES; do
 		fail "writing $dir/$name succeeded"
 	fi
 done
-expect_attrs "$n" "$PWD/plain.img" 0 0 0 0 0 512 mapped
+expect_attrs "$n" "$PWD/plain.img" 0 0 0 0 0 512 mapped ""
 ok --sizelimit 1M --resize "$dev"
 expect_eq "$dir/sizelimit after a resize" "$(cat "$dir/sizelimit")" $((1 << 20))
 ok -d "$dev"
@@ -68,7 +68,7 @@ truncate -s 8M slice.img
 ok -r -o 1M --sizelimit 4M -b 4096 -a slice.img
 dev=$OUT
 n=$(minor_of "$dev")
-expect_attrs "$n" "$PWD/slice.img" $((1 << 20)) $((4 << 20)) 1 0 0 4096 mapped
+expect_attrs "$n" "$PWD/slice.img" $((1 << 20)) $((4 << 20)) 1 0 0 4096 mapped ""
 ok -d "$dev"
 
 echo "=== a mapping asked for direct I/O"
@@ -80,7 +80,7 @@ n=$(minor_of "$dev")
 dio=$(json_of "$dev" direct_io)
 bs=$(json_of "$dev" block_size)
 echo "direct I/O: $dio, block size $bs"
-expect_attrs "$n" "$PWD/dio.img" 0 0 0 0 "$dio" "$bs" mapped
+expect_attrs "$n" "$PWD/dio.img" 0 0 0 0 "$dio" "$bs" mapped ""
 ok -d "$dev"
 
 echo "=== detach at last close, forced unmap"
