@@ -6,6 +6,7 @@
 # nothing crashes, hangs or warns (the runner scans the kernel log). The
 # counts show that each kind of damage was met: refused maps for headers
 # and indexes, failed reads for segments.
+# time-limit: 900
 # shellcheck source=tests/guest/lib.sh
 . "$LOFI_ROOT/tests/guest/lib.sh"
 

@@ -13,6 +13,7 @@
 #   - the segment size option (-s 4k, -s 512 which stores every segment)
 #     and lofiadm's refusals: compressing a mapped file, compressing twice,
 #     uncompressing a plain file.
+# time-limit: 900
 # shellcheck source=tests/guest/lib.sh
 . "$LOFI_ROOT/tests/guest/lib.sh"
 # shellcheck source=tests/guest/lofiadm-lib.sh

@@ -9,6 +9,7 @@
 #   - what lofiadm -C writes (the algorithms Python's standard library has)
 #     decodes with its decoder to the original, and its checker finds the
 #     header and index as illumos lays them out.
+# time-limit: 900
 # shellcheck source=tests/guest/lib.sh
 . "$LOFI_ROOT/tests/guest/lib.sh"
 # shellcheck source=tests/guest/lofiadm-lib.sh
