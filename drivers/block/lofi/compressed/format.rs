@@ -213,14 +213,27 @@ mod tests {
 
     #[test]
     fn the_header_gives_the_uncompressed_size() {
-        let h = Header::parse(&head(b"gzip", 131072, 4, 4096), 1 << 20).unwrap();
-        assert_eq!(h.segments, 3);
-        assert_eq!(h.size, 2 * 131072 + 4096);
-        assert_eq!(h.data_start, 48 + 4 * 8);
-        assert_eq!(h.segment_len(0), 131072);
-        assert_eq!(h.segment_len(2), 4096);
-        let one = Header::parse(&head(b"gzip", 512, 2, 512), 4096).unwrap();
-        assert_eq!((one.segments, one.size), (1, 512));
+        let three = Header {
+            segment_size: 131072,
+            segments: 3,
+            last_size: 4096,
+            data_start: 48 + 4 * 8,
+            size: 2 * 131072 + 4096,
+        };
+        assert_eq!(
+            Header::parse(&head(b"gzip", 131072, 4, 4096), 1 << 20),
+            Ok(three)
+        );
+        assert_eq!(three.segment_len(0), 131072);
+        assert_eq!(three.segment_len(2), 4096);
+        let one = Header {
+            segment_size: 512,
+            segments: 1,
+            last_size: 512,
+            data_start: 48 + 2 * 8,
+            size: 512,
+        };
+        assert_eq!(Header::parse(&head(b"gzip", 512, 2, 512), 4096), Ok(one));
     }
 
     #[test]
@@ -246,7 +259,14 @@ mod tests {
 
     #[test]
     fn index_entries_must_increase_inside_the_data() {
-        let h = Header::parse(&head(b"gzip", 4096, 3, 4096), 1 << 20).unwrap();
+        let h = Header {
+            segment_size: 4096,
+            segments: 2,
+            last_size: 4096,
+            data_start: 48 + 3 * 8,
+            size: 8192,
+        };
+        assert_eq!(Header::parse(&head(b"gzip", 4096, 3, 4096), 1 << 20), Ok(h));
         assert_eq!(check_entry(&h, None, 0, 100), Ok(()));
         assert_eq!(check_entry(&h, None, 1, 100), Err(EINVAL));
         assert_eq!(check_entry(&h, Some(0), 40, 100), Ok(()));
