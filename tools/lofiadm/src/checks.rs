@@ -73,7 +73,7 @@ fn judge_kind(
     let name = file.display();
     match kind {
         Kind::Regular if size == 0 => Err(Error::msg(format!("size of {name} is 0"))),
-        Kind::Regular if whole && !size.is_multiple_of(SECTOR_SIZE) => Err(Error::msg(format!(
+        Kind::Regular if whole && !is_multiple(size, SECTOR_SIZE) => Err(Error::msg(format!(
             "size of {name} is not a multiple of {SECTOR_SIZE}"
         ))),
         Kind::Regular => Ok(()),
@@ -96,12 +96,19 @@ fn judge_kind(
 pub fn rewritable(file: &Path, kind: Kind, size: u64) -> Result<(), Error> {
     let name = file.display();
     match kind {
-        Kind::Regular if !size.is_multiple_of(SECTOR_SIZE) => Err(Error::msg(format!(
+        Kind::Regular if !is_multiple(size, SECTOR_SIZE) => Err(Error::msg(format!(
             "size of {name} is not a multiple of {SECTOR_SIZE}"
         ))),
         Kind::Regular => Ok(()),
         _ => Err(Error::msg(format!("{name} is not a regular file"))),
     }
+}
+
+/// Whether `x` is a multiple of `of` (`u64::is_multiple_of`, stable only
+/// since Rust 1.87: lofiadm builds with Debian trixie's 1.85).  Zero is
+/// the only multiple of zero, so a zero divisor never panics.
+fn is_multiple(x: u64, of: u64) -> bool {
+    x.checked_rem(of).map_or(x == 0, |r| r == 0)
 }
 
 /// The verdict on mapping `region` of `file`, `size` bytes long if known
@@ -117,12 +124,12 @@ pub fn judge_region(file: &Path, size: Option<u64>, region: Region) -> Result<()
     } = region;
     let sector = u64::from(sector_size.unwrap_or(512));
     let fail = |m: String| Err(Error::msg(m));
-    if !offset.is_multiple_of(SECTOR_SIZE) {
+    if !is_multiple(offset, SECTOR_SIZE) {
         return fail(format!(
             "offset {offset} is not a multiple of {SECTOR_SIZE}"
         ));
     }
-    if !sizelimit.is_multiple_of(sector) {
+    if !is_multiple(sizelimit, sector) {
         return fail(format!(
             "size limit {sizelimit} is not a multiple of the sector size {sector}"
         ));
@@ -142,7 +149,7 @@ pub fn judge_region(file: &Path, size: Option<u64>, region: Region) -> Result<()
         ));
     }
     let len = if sizelimit == 0 { rest } else { sizelimit };
-    if !len.is_multiple_of(sector) {
+    if !is_multiple(len, sector) {
         return fail(format!(
             "size of the region of {name} ({len} bytes from offset {offset}) is not a multiple of the sector size {sector}"
         ));

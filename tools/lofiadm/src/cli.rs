@@ -293,8 +293,9 @@ fn take_algorithm(argv: Vec<OsString>) -> Vec<OsString> {
             out.extend(words.by_ref().map(|(_, w)| w));
             break;
         }
-        if let Some(long) = word.to_str()
-            && LONG_WITH_VALUE.contains(&long)
+        if word
+            .to_str()
+            .is_some_and(|long| LONG_WITH_VALUE.contains(&long))
         {
             out.push(word);
             out.extend(words.next().map(|(_, w)| w));

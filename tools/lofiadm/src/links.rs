@@ -103,10 +103,9 @@ impl Layout {
         }
         let mut result = Ok(());
         for name in names {
-            if let Err(e) = self.ensure_link(name)
-                && result.is_ok()
-            {
-                result = Err(e);
+            let linked = self.ensure_link(name);
+            if result.is_ok() {
+                result = linked;
             }
         }
         result
@@ -155,9 +154,11 @@ impl Layout {
                 if fs::read_link(&link).is_ok_and(|now| now == target) {
                     return Ok(());
                 }
-                if let (Ok(l), Ok(n)) = (link.canonicalize(), self.node(name).canonicalize())
-                    && l == n
-                {
+                let same = match (link.canonicalize(), self.node(name).canonicalize()) {
+                    (Ok(l), Ok(n)) => l == n,
+                    _ => false,
+                };
+                if same {
                     return Ok(());
                 }
             }

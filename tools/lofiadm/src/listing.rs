@@ -209,9 +209,7 @@ mod tests {
         fn get_filename(&self, n: u32) -> Result<Mapping, Errno> {
             assert!(n >= 1, "asked for N = 0");
             assert!(n <= self.max.unwrap(), "asked beyond the maximum");
-            if let Some((bad, e)) = self.broken
-                && bad == n
-            {
+            if let Some((_, e)) = self.broken.filter(|&(bad, _)| bad == n) {
                 return Err(e);
             }
             self.mapped.get(&n).cloned().ok_or(Errno::ENXIO)

@@ -44,9 +44,8 @@ pub fn lenient_from(cwd: &Path, arg: &OsStr) -> Result<PathBuf, Error> {
     if err.kind() == io::ErrorKind::NotFound {
         // `file_name()` is None for names ending in `..` or `/`: those
         // name directories, which cannot be mapped anyway.
-        if let (Some(dir), Some(name)) = (path.parent(), path.file_name())
-            && let Ok(dir) = dir.canonicalize()
-        {
+        let parent = path.parent().map(Path::canonicalize);
+        if let (Some(Ok(dir)), Some(name)) = (parent, path.file_name()) {
             return Ok(dir.join(name));
         }
     }

@@ -35,9 +35,9 @@ pub const ZSTD_LEVEL: i32 = 9;
 pub fn encode_segment(algorithm: Algorithm, data: &[u8], segment_size: u32) -> Vec<u8> {
     if segment_size > STORE_THRESHOLD {
         let capacity = segment_size as usize - 1;
-        if let Some(payload) = compress(algorithm, data, capacity)
-            && worth_keeping(payload.len(), segment_size)
-        {
+        let payload = compress(algorithm, data, capacity)
+            .filter(|payload| worth_keeping(payload.len(), segment_size));
+        if let Some(payload) = payload {
             let mut out = Vec::with_capacity(payload.len() + 1);
             out.push(COMPRESSED);
             out.extend_from_slice(&payload);

@@ -196,7 +196,7 @@ impl Header {
         if entries < 2 {
             return Err(format!("its index has {entries} entries, fewer than 2"));
         }
-        if last == 0 || last > seg || !u64::from(last).is_multiple_of(PAD_TO) {
+        if last == 0 || last > seg || u64::from(last) % PAD_TO != 0 {
             return Err(format!(
                 "last segment size {last} is not a multiple of 512 from 512 to the segment size {seg}"
             ));

@@ -61,9 +61,8 @@ impl<W: Write> Progress<W> {
 
     /// Clear the line, if anything was shown.
     pub fn finish(&mut self) {
-        if let Some(out) = self.out.as_mut()
-            && self.shown.is_some()
-        {
+        let out = self.out.as_mut().filter(|_| self.shown.is_some());
+        if let Some(out) = out {
             let _ = write!(out, "\r{:width$}\r", "", width = self.width);
             let _ = out.flush();
             self.shown = None;
