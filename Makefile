@@ -6,6 +6,9 @@
 #   make lofiadm        build lofiadm only: tools/lofiadm/target/release/lofiadm
 #   make install        install lofi.ko, lofiadm and lofiadm.8 under
 #                       DESTDIR (default: none) and PREFIX (/usr/local)
+#   make install-distro build lofi for this Debian system's own Rust-enabled
+#                       kernel and install it (scripts/install-distro.sh)
+#   make uninstall-distro  remove what install-distro installed
 #   make check          every test: host checks, KUnit and the VM suites
 #   make stress         the long form of the reliability scenarios
 #   make bench          compare lofi with loop (not a test): a table, JSON
@@ -24,7 +27,7 @@ DESTDIR ?=
 CARGO ?= cargo
 LOFIADM_DIR := tools/lofiadm
 
-.PHONY: all modules lofiadm install check stress bench bench-smoke run vm kernel intree clean
+.PHONY: all modules lofiadm install install-distro uninstall-distro check stress bench bench-smoke run vm kernel intree clean
 
 all: modules lofiadm
 
@@ -39,6 +42,12 @@ lofiadm:
 
 install: modules lofiadm
 	@DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" scripts/install.sh
+
+install-distro:
+	@scripts/install-distro.sh
+
+uninstall-distro:
+	@scripts/install-distro.sh --remove
 
 check:
 	@tests/check.sh

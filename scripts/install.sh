@@ -2,7 +2,8 @@
 # `make install`: install the built lofi.ko, lofiadm, its man page and the
 # udev rule of the /dev/lofi/N links.
 #
-#   $DESTDIR/lib/modules/<kernel release>/extra/lofi.ko
+#   $DESTDIR/lib/modules/<kernel release>/$LOFI_MODULE_DIR/lofi.ko (extra/;
+#       make install-distro uses updates/, which depmod prefers)
 #   $DESTDIR$PREFIX/sbin/lofiadm
 #   $DESTDIR$PREFIX/share/man/man8/lofiadm.8
 #   $DESTDIR$UDEVRULESDIR/60-lofi.rules (UDEVRULESDIR: /etc/udev/rules.d,
@@ -13,13 +14,14 @@
 # kernel). Without DESTDIR, depmod is run for that release so that
 # `modprobe lofi` finds the module, and udev reloads its rules.
 # Environment: DESTDIR (default empty), PREFIX (default /usr/local), KDIR,
-# UDEVRULESDIR.
+# UDEVRULESDIR, LOFI_MODULE_DIR.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
 DESTDIR=${DESTDIR:-}
 PREFIX=${PREFIX:-/usr/local}
 UDEVRULESDIR=${UDEVRULESDIR:-/etc/udev/rules.d}
+LOFI_MODULE_DIR=${LOFI_MODULE_DIR:-extra}
 if [ -z "${KDIR:-}" ]; then
 	KDIR=$("$LOFI_ROOT/scripts/provision.sh")
 fi
@@ -35,7 +37,7 @@ release_file=$KDIR/include/config/kernel.release
 [ -f "$release_file" ] || die "no $release_file" "point KDIR at the kernel build tree lofi.ko was built against"
 release=$(cat "$release_file")
 
-install -D -m 0644 "$ko" "$DESTDIR/lib/modules/$release/extra/lofi.ko"
+install -D -m 0644 "$ko" "$DESTDIR/lib/modules/$release/$LOFI_MODULE_DIR/lofi.ko"
 install -D -m 0755 "$bin" "$DESTDIR$PREFIX/sbin/lofiadm"
 install -D -m 0644 "$man" "$DESTDIR$PREFIX/share/man/man8/lofiadm.8"
 install -D -m 0644 "$rules" "$DESTDIR$UDEVRULESDIR/60-lofi.rules"
