@@ -2,10 +2,10 @@
 # `make check`: every test. Host checks, the VM suites against the real
 # module (KUnit included), lofiadm with it and the short form of the
 # reliability scenarios (crash durability included), the data path's
-# tests, the benchmark's smoke form, the in-tree build proof and the
-# runner's self-test. Ends with the figures of the
-# reliability scenarios and one line "N passed, N failed" over all of
-# them, and exits non-zero on any failure.
+# tests, the benchmark's smoke form, the in-tree build proof, the
+# install on Debian's own kernel (booted) and the runner's self-test.
+# Ends with the figures of the reliability scenarios and one line
+# "N passed, N failed" over all of them, and exits non-zero on any failure.
 set -uo pipefail
 . "$(dirname "$0")/../scripts/lib/common.sh"
 # shellcheck source=scripts/lib/stages.sh
@@ -29,6 +29,10 @@ stage crash-durability "$LOFI_ROOT/tests/crash-durability.sh" --out "$LOFI_ROOT/
 # figures are not judged: timings are no test).
 stage bench-smoke "$LOFI_ROOT/scripts/bench.sh" --smoke
 stage intree-build "$LOFI_ROOT/scripts/intree-build.sh" --test
+# make install-distro in a Debian trixie environment, then Debian's own
+# Rust-enabled kernel booted with lofi installed (its rustc 1.85 builds
+# lofi and lofiadm there).
+stage stock-kernel "$LOFI_ROOT/tests/distro/stock-kernel.sh"
 stage runner-selftest "$LOFI_ROOT/tests/selftest.sh"
 
 echo "make check took $(($(date +%s) - start))s"

@@ -187,9 +187,8 @@ for t in "${tests[@]}"; do
 done
 
 # 3. The guest kernel log.
-bad='WARNING:|BUG:|Oops|Kernel panic|possible circular locking|inconsistent lock state|possible recursive locking|suspicious RCU usage|sleeping function called from invalid context|Call Trace|rust_panic|panicked at|kmemleak: [0-9]+ new suspected|blocked for more than|soft lockup|general protection fault|^ *not ok [0-9]+'
 { cat "$out/dmesg.log" 2>/dev/null; cat "$out/console.log"; } |
-	sed -E 's/^\[ *[0-9]+\.[0-9]+\] //' | grep -E "$bad" | awk '!seen[$0]++' >"$out/kernel-problems" || true
+	sed -E 's/^\[ *[0-9]+\.[0-9]+\] //' | grep -E "$KERNEL_LOG_PROBLEMS" | awk '!seen[$0]++' >"$out/kernel-problems" || true
 if [ -s "$out/kernel-problems" ]; then
 	report FAIL kernel-log "$(wc -l <"$out/kernel-problems") problem line(s) in the guest kernel log"
 	head -n 20 "$out/kernel-problems" | sed 's/^/    /'

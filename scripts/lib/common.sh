@@ -80,3 +80,9 @@ print_figures() {
 	echo "figures:"
 	awk '{ printf "    %-22s", $1; for (i = 2; i <= NF; i++) printf " %s", $i; printf "\n" }' "$1"
 }
+
+# What a guest kernel log must not contain (tests/vm-run.sh and
+# tests/distro/stock-kernel.sh): warnings, BUGs, oopses, lockdep and RCU
+# reports, sleeping in atomic context, Rust panics, leaks, hung tasks,
+# failed KUnit cases.
+KERNEL_LOG_PROBLEMS='WARNING:|BUG:|Oops|Kernel panic|possible circular locking|inconsistent lock state|possible recursive locking|suspicious RCU usage|sleeping function called from invalid context|Call Trace|rust_panic|panicked at|kmemleak: [0-9]+ new suspected|blocked for more than|soft lockup|general protection fault|^ *not ok [0-9]+'
