@@ -19,7 +19,7 @@ distro_apt_install() {
 
 # distro_apt_has PKG: whether the machine's apt sources offer PKG at all.
 distro_apt_has() {
-	[ -n "$(apt-cache madison "$1" 2>/dev/null)" ]
+	[ -n "$(distro_apt_versions "$1")" ]
 }
 
 # distro_apt_versions PKG: the versions of PKG the apt sources offer.

@@ -99,14 +99,16 @@ distro_prepare_meta() {
 # differ from those the kernel exports (lofi would not link, or worse,
 # load against a different layout).
 distro_check_exports() {
-	local meta=$1 hdr=$2 missing extra total
-	total=$(symvers_rust_exports "$hdr/Module.symvers" | wc -l)
-	[ "$total" -gt 0 ] || die "the kernel's Module.symvers ($hdr) exports no Rust symbols" \
-		"the kernel is not built with CONFIG_RUST, or its headers are damaged"
+	local meta=$1 hdr=$2 kernel rebuilt missing extra total
+	kernel=$(symvers_rust_exports "$hdr/Module.symvers")
 	# Rust symbols (mangled, _R...) only: the C helpers the crates export
 	# carry no hash.
-	missing=$(comm -23 <(symvers_rust_exports "$hdr/Module.symvers") <(grep '^_R' "$meta/rust-exports"))
-	extra=$(comm -13 <(symvers_rust_exports "$hdr/Module.symvers") <(grep '^_R' "$meta/rust-exports"))
+	rebuilt=$(grep '^_R' "$meta/rust-exports" || true)
+	total=$(grep -c . <<<"$kernel" || true)
+	[ "$total" -gt 0 ] || die "the kernel's Module.symvers ($hdr) exports no Rust symbols" \
+		"the kernel is not built with CONFIG_RUST, or its headers are damaged"
+	missing=$(comm -23 <(echo "$kernel") <(echo "$rebuilt"))
+	extra=$(comm -13 <(echo "$kernel") <(echo "$rebuilt"))
 	if [ -n "$missing$extra" ]; then
 		log "Rust exports of the kernel missing from the rebuilt metadata: $(grep -c . <<<"$missing") of $total, e.g."
 		head -n 3 <<<"$missing" | sed 's/^/    /' >&2

@@ -13,7 +13,8 @@
 #      kernel's exports;
 #   4. Debian's vmlinuz booted (TCG) with the environment as its root file
 #      system; tests/distro/guest-init.sh runs there; its results, the
-#      taint and the kernel log are judged here.
+#      taint and the kernel log are judged here;
+#   5. `make uninstall-distro`, and nothing of lofi left installed.
 #
 # Prints "PASS name" / "FAIL name why" lines and "N passed, N failed";
 # exits non-zero on any failure.  Output in tests/out/stock-kernel/.
@@ -205,5 +206,17 @@ elif [ -s "$out/kernel-problems" ]; then
 	head -n 20 "$out/kernel-problems" | sed 's/^/    /'
 else
 	report PASS kernel-log "(no warning, BUG, oops or lockdep report in $(wc -l <"$out/dmesg.log") lines)"
+fi
+
+# 5. make uninstall-distro removes what was installed (with a scratch
+# cache, so that the environment's prepared metadata survives it).
+if in_env make -C "$src" uninstall-distro LOFI_KERNEL_RELEASE="$release" LOFI_CACHE=/tmp/lofi-uninstall \
+	>"$out/uninstall-distro.log" 2>&1 &&
+	[ ! -e "$root/lib/modules/$release/updates/lofi.ko" ] && [ ! -e "$root/usr/local/sbin/lofiadm" ] &&
+	[ ! -e "$root/usr/local/share/man/man8/lofiadm.8" ] && [ ! -e "$root/etc/udev/rules.d/60-lofi.rules" ] &&
+	! grep -q "lofi.ko" "$root/lib/modules/$release/modules.dep"; then
+	report PASS uninstall-distro "(module, lofiadm, man page and udev rule gone; depmod ran)"
+else
+	report FAIL uninstall-distro "make uninstall-distro left files behind or failed (see $out/uninstall-distro.log)"
 fi
 finish
