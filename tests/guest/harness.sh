@@ -40,7 +40,9 @@ for name in "$@"; do
 	script=$LOFI_ROOT/tests/guest/$name.sh
 	[ -f "$script" ] || script=$LOFI_ROOT/tests/selftest/guest/$name.sh
 	LOFI_SCRATCH=$(mktemp -d "/tmp/lofi-$name.XXXXXX")
-	export LOFI_SCRATCH
+	# What the test's "# host-prepare:" command made (tests/vm-run.sh).
+	LOFI_PREP=$LOFI_RESULTS/prep/$name
+	export LOFI_SCRATCH LOFI_PREP
 	echo "=== $name" >/dev/kmsg
 	if [ ! -f "$script" ]; then
 		echo "FAIL $name no such test" >>"$LOFI_RESULTS/results"

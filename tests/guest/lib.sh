@@ -34,6 +34,16 @@ need_progs() {
 	done
 }
 
+# need_prepared FILE...: files the test's "# host-prepare:" command made on
+# the host before the boot, in $LOFI_PREP (see tests/vm-run.sh).
+need_prepared() {
+	local f
+	[ -n "${LOFI_PREP:-}" ] && [ -d "$LOFI_PREP" ] || fail "no host preparation in ${LOFI_PREP:-LOFI_PREP (unset)}: it failed (${LOFI_PREP:-}.log), or the test ran outside tests/vm-run.sh"
+	for f in "$@"; do
+		[ -f "$LOFI_PREP/$f" ] || fail "$LOFI_PREP/$f missing: the host preparation did not make it"
+	done
+}
+
 load_lofi() {
 	insmod "$LOFI_KO" "$@" || fail "insmod $LOFI_KO failed"
 	lofi_loaded || fail "lofi is not in /proc/modules after insmod"
