@@ -108,7 +108,9 @@ out=$(cd "$out" && pwd)
 "$LOFI_ROOT/scripts/provision.sh" --plot-tools
 if [ $smoke = 1 ]; then
 	KDIR=${KDIR:-$("$LOFI_ROOT/scripts/provision.sh")}
-	unset LOFI_KO # tests/vm-run.sh builds the work tree's lofi.ko against the test kernel
+	# tests/vm-run.sh builds the work tree's lofi.ko against the test
+	# kernel, unless LOFI_KO names one already built against it (make
+	# check builds it once for all its VM stages).
 else
 	# One full benchmark at a time in a work tree: they share the module copy.
 	exec 7>"$bench_root/.lock"
