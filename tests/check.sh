@@ -54,8 +54,9 @@ other_stages() {
 }
 lane other other_stages
 
-# One boot for all VM suites (a boot costs about half a minute under TCG).
-# The reliability scenarios run in their short form (make stress: long).
+# One boot for all VM suites (a boot and shutdown cost most of a minute
+# under TCG). The reliability scenarios run in their short form (make
+# stress: long).
 vm_out=$LOFI_ROOT/tests/out/check-vm
 stage vm-tests "$LOFI_ROOT/tests/vm-run.sh" --timeout 3600 --out "$vm_out" \
 	@foundation @driver @datapath @hardening @lofiadm @compressed demo @reliability
