@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The VM runner's self-test: shows that tests/vm-run.sh reports a failing
-# guest test, a kernel warning in the guest log and a hung guest as
-# failures.  Each case boots a VM whose run must FAIL for the right reason
-# (two boots: the hang needs its own).
+# guest test, a test that leaves lofi loaded or a file at a disk's node
+# name, a kernel warning in the guest log and a hung guest as failures.
+# Each case boots a VM whose run must FAIL for the right reason (two
+# boots: the hang needs its own).
 # Prints a PASS/FAIL line per case and "N passed, N failed".
 set -uo pipefail
 . "$(dirname "$0")/../scripts/lib/common.sh"
@@ -43,12 +44,15 @@ expect_failure() {
 
 # One boot for the tests that fail on their own and for the kernel warning:
 # the summary line proves that the log's verdict counts as a failure of
-# its own (two tests pass, three verdicts fail).
+# its own (three tests pass, four verdicts fail). The tests after each
+# leftover pass, so the harness took it away.
 expect_failure failing-test-and-kernel-warning '^FAIL selftest-failing-test .*deliberate failure' \
 	-e '^FAIL selftest-leftover-module left lofi loaded \(unloaded by the harness\)' \
-	-e '^PASS load-unload' -e '^PASS selftest-kernel-warning' -e '^FAIL kernel-log ' \
-	-e '^vm-run: 2 passed, 3 failed$' -- \
-	selftest-failing-test selftest-leftover-module load-unload selftest-kernel-warning
+	-e '^FAIL selftest-leftover-node left /dev/lofi1 \(a regular file\) behind \(removed by the harness\)' \
+	-e '^PASS load-unload' -e '^PASS selftest-maps-lofi1' -e '^PASS selftest-kernel-warning' \
+	-e '^FAIL kernel-log ' -e '^vm-run: 3 passed, 4 failed$' -- \
+	selftest-failing-test selftest-leftover-module load-unload selftest-leftover-node selftest-maps-lofi1 \
+	selftest-kernel-warning
 expect_failure guest-hang '^FAIL vm guest timed out' LOFI_VM_TIMEOUT="${LOFI_SELFTEST_HANG_TIMEOUT:-50}" -- selftest-guest-hang
 
 echo "selftest: $passed passed, $failed failed"

@@ -35,6 +35,26 @@ unload_leftover() {
 	return 1
 }
 
+# fail_after NAME WHY: test NAME, which passed, fails after all, for WHY
+# (something it left behind that would make later tests fail).
+fail_after() {
+	grep -q "^PASS $1\$" "$LOFI_RESULTS/results" &&
+		sed -i "s|^PASS $1\$|FAIL $1 $2|" "$LOFI_RESULTS/results"
+	echo "harness: $1 $2" >>"$LOFI_RESULTS/$1.log"
+}
+
+# left_at_disk_names: what is in /dev under a lofi disk's or partition's
+# name (lofiN, lofiNpM), as "PATH (TYPE)" lines. With lofi unloaded no
+# lofi disk exists, so anything there was made by a test: a regular file
+# that `dd of=/dev/lofiN` made after the disk went, say. devtmpfs does not
+# replace what it did not make, so the next disk of that name would get
+# no node and every later test would fail on it.
+left_at_disk_names() {
+	find /dev -maxdepth 1 -name 'lofi[0-9]*' -printf '%p (%y)\n' |
+		sed 's/(f)$/(a regular file)/; s/(b)$/(a block device node)/; s/(c)$/(a character device node)/;
+			s/(l)$/(a symbolic link)/; s/(d)$/(a directory)/'
+}
+
 echo "guest: $(uname -r), $(nproc) cpus, tests: $*" >"$LOFI_RESULTS/guest-info"
 for name in "$@"; do
 	script=$LOFI_ROOT/tests/guest/$name.sh
@@ -72,9 +92,14 @@ for name in "$@"; do
 		else
 			why="left lofi loaded, and the harness could not unload it"
 		fi
-		grep -q "^PASS $name\$" "$LOFI_RESULTS/results" &&
-			sed -i "s/^PASS $name\$/FAIL $name $why/" "$LOFI_RESULTS/results"
-		echo "harness: $name $why" >>"$LOFI_RESULTS/$name.log"
+		fail_after "$name" "$why"
+	fi
+	if ! grep -q '^lofi ' /proc/modules; then
+		left=$(left_at_disk_names)
+		if [ -n "$left" ]; then
+			fail_after "$name" "left $(echo "$left" | paste -sd, - | sed 's/,/, /g') behind (removed by the harness)"
+			find /dev -maxdepth 1 -name 'lofi[0-9]*' -exec rm -rf {} +
+		fi
 	fi
 	rm -rf "$LOFI_SCRATCH"
 done
