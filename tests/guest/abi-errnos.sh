@@ -79,7 +79,7 @@ expect_eq "status of the mapping" "$("$map" status "$dev")" "$n $dev ro $PWD/ro/
 expect_eq "blockdev --getro $dev" "$(blockdev --getro "$dev")" 1
 expect_eq "/sys/block/lofi$n/ro" "$(cat "/sys/block/lofi$n/ro")" 1
 cmp "$dev" ro.ref || fail "reading through the read-only mapping differs from the file"
-if dd if=/dev/zero of="$dev" bs=4k count=1 oflag=direct conv=notrunc status=none 2>dd.err; then
+if dd if=/dev/zero of="$dev" bs=4k count=1 oflag=direct conv=notrunc,nocreat status=none 2>dd.err; then
 	fail "a write to the read-only mapping succeeded"
 fi
 grep -qE 'Operation not permitted|Read-only file system|Permission denied' dd.err ||
@@ -96,7 +96,7 @@ loopdev=$(losetup -f --show "$PWD/loop.img") || fail "losetup failed (is CONFIG_
 dev=$("$map" map "$loopdev") || fail "map of the block device $loopdev failed"
 expect_eq "size of a lofi disk on an 8 MiB loop device" "$(blockdev --getsize64 "$dev")" 8388608
 head -c 1M /dev/urandom >loop.ref
-dd if=loop.ref of="$dev" bs=1M seek=2 oflag=direct conv=fsync,notrunc status=none || fail "write through $dev failed"
+dd if=loop.ref of="$dev" bs=1M seek=2 oflag=direct conv=fsync,notrunc,nocreat status=none || fail "write through $dev failed"
 cmp loop.ref <(dd if="$dev" bs=1M skip=2 count=1 iflag=direct status=none) || fail "read-back through $dev differs"
 "$map" unmap "$dev" || fail "unmap $dev failed"
 losetup -d "$loopdev"

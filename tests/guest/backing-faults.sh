@@ -53,14 +53,14 @@ mount -t tmpfs -o size=8M tmpfs "$small" || fail "cannot mount an 8 MiB tmpfs"
 truncate -s 64M "$small/sparse.img"
 dev=$(map_wait "$small/sparse.img")
 head -c 4M /dev/urandom >ref
-dd if=ref of="$dev" bs=1M oflag=direct status=none || fail "writing 4 MiB (which fit) failed"
+dd if=ref of="$dev" conv=nocreat bs=1M oflag=direct status=none || fail "writing 4 MiB (which fit) failed"
 # 16 MiB more, at 8 MiB: the tmpfs fills up part way.
-if dd if=/dev/zero of="$dev" bs=1M seek=8 count=16 oflag=direct status=none 2>dd.err; then
+if dd if=/dev/zero of="$dev" conv=nocreat bs=1M seek=8 count=16 oflag=direct status=none 2>dd.err; then
 	fail "O_DIRECT writes past the free space of the backing filesystem succeeded"
 fi
 cat dd.err
 grep -q 'Input/output error' dd.err || fail "O_DIRECT writes on a full backing filesystem: want EIO, got: $(cat dd.err)"
-if dd if=/dev/zero of="$dev" bs=1M seek=32 count=8 conv=fsync status=none 2>dd.err; then
+if dd if=/dev/zero of="$dev" bs=1M seek=32 count=8 conv=fsync,nocreat status=none 2>dd.err; then
 	fail "buffered writes + fsync past the free space of the backing filesystem succeeded"
 fi
 cat dd.err
@@ -68,12 +68,12 @@ grep -q 'Input/output error' dd.err || fail "buffered writes + fsync on a full b
 cmp -n 4194304 ref "$dev" || fail "the data written before the filesystem filled up does not read back"
 # Blocks already allocated can be rewritten.
 head -c 1M /dev/urandom >ref2
-dd if=ref2 of="$dev" bs=1M oflag=direct conv=notrunc status=none || fail "rewriting allocated blocks failed"
+dd if=ref2 of="$dev" bs=1M oflag=direct conv=notrunc,nocreat status=none || fail "rewriting allocated blocks failed"
 cmp -n 1048576 ref2 "$dev" || fail "rewritten blocks do not read back"
 # Another mapping, elsewhere, works meanwhile.
 truncate -s 1M other.img
 dev2=$(map_wait "$PWD/other.img")
-dd if=ref2 of="$dev2" bs=1M oflag=direct status=none || fail "writing another mapping failed"
+dd if=ref2 of="$dev2" conv=nocreat bs=1M oflag=direct status=none || fail "writing another mapping failed"
 cmp ref2 "$dev2" || fail "another mapping does not read back"
 "$map" unmap "$dev2" || fail "unmap $dev2 failed"
 "$map" unmap "$dev" || fail "unmap of the full device failed"
@@ -90,7 +90,7 @@ truncate -s 512K shrink.img
 cmp -n 524288 ref "$dev" || fail "the first half changed after the truncate"
 head -c 524288 /dev/zero >zeros
 cmp -i 524288:0 -n 524288 "$dev" zeros || fail "the part past the new end does not read as zeros"
-dd if=ref of="$dev" bs=64k count=4 oflag=direct conv=notrunc status=none || fail "writing after the truncate failed"
+dd if=ref of="$dev" bs=64k count=4 oflag=direct conv=notrunc,nocreat status=none || fail "writing after the truncate failed"
 cmp -n 262144 ref "$dev" || fail "writes after the truncate do not read back"
 "$map" unmap "$dev" || fail "unmap failed"
 passed=$((passed + 1))
@@ -103,7 +103,7 @@ truncate -s 8M "$small/gone.img"
 dev=$(map_wait "$small/gone.img")
 rm "$small/gone.img"
 head -c 8M /dev/urandom >ref
-dd if=ref of="$dev" bs=1M oflag=direct status=none || fail "writing the device of a deleted file failed"
+dd if=ref of="$dev" conv=nocreat bs=1M oflag=direct status=none || fail "writing the device of a deleted file failed"
 echo 3 >/proc/sys/vm/drop_caches
 cmp ref "$dev" || fail "the device of a deleted file does not read back"
 expect_eq "the name of the deleted file's mapping" "$("$map" filename "$dev")" "$small/gone.img"
@@ -123,14 +123,14 @@ grep -q " $LOFI_RESULTS 9p " /proc/mounts || echo "(note: $LOFI_RESULTS is not l
 truncate -s 8M "$img"
 dev=$(map_wait "$img")
 head -c 4M /dev/urandom >ref
-dd if=ref of="$dev" bs=1M oflag=direct status=none || fail "writing through lofi to a 9p file failed"
+dd if=ref of="$dev" conv=nocreat bs=1M oflag=direct status=none || fail "writing through lofi to a 9p file failed"
 echo 3 >/proc/sys/vm/drop_caches
 cmp -n 4194304 ref "$dev" || fail "a 9p-backed device does not read back"
 cmp -n 4194304 ref "$img" || fail "the 9p file does not hold what was written through lofi"
 # Deleted on the host under I/O: whatever the I/O does, it must end.
 (
 	while :; do
-		dd if=/dev/urandom of="$dev" bs=64k count=16 oflag=direct status=none || exit 1
+		dd if=/dev/urandom of="$dev" conv=nocreat bs=64k count=16 oflag=direct status=none || exit 1
 		dd if="$dev" of=/dev/null bs=64k count=16 iflag=direct status=none || exit 1
 	done
 ) 2>io.err &

@@ -90,7 +90,7 @@ settle
 cg=$(new_cg mem-lofi)
 cgs+=("$cg")
 before=$(file_kib "$cg")
-in_cg "$cg" dd if=/dev/zero of="$dev" bs=1M count=64 oflag=direct status=none || fail "writing $dev from $cg failed"
+in_cg "$cg" dd if=/dev/zero of="$dev" conv=nocreat bs=1M count=64 oflag=direct status=none || fail "writing $dev from $cg failed"
 after=$(file_kib "$cg")
 echo "64 MiB written to $dev (buffered mapping) with O_DIRECT from $cg: memory.stat file $before -> $after KiB; backing file resident $(resident_kib "$img") KiB"
 [ $((after - before)) -ge 49152 ] ||
@@ -115,7 +115,7 @@ n=$(minor_of "$dev")
 settle
 cg=$(new_cg io-lofi)
 cgs+=("$cg")
-in_cg "$cg" dd if=/dev/zero of="$dev" bs=1M count=4 seek=8 oflag=direct status=none || fail "writing $dev from $cg failed"
+in_cg "$cg" dd if=/dev/zero of="$dev" conv=nocreat bs=1M count=4 seek=8 oflag=direct status=none || fail "writing $dev from $cg failed"
 got=$(wbytes "$cg" "$loop_devt")
 echo "4 MiB O_DIRECT through $dev (direct mapping) from $cg: io.stat wbytes $got on $loop_devt"
 [ "$got" -ge 4194304 ] ||

@@ -140,7 +140,7 @@ fields=$(map_fields "$n")
 echo "$dev: $fields"
 case $fields in "flags=0x0 block_size=512 "*) ;; *) bad "fields of the refused direct mapping: $fields, want flags=0x0 block_size=512" ;; esac
 head -c 1M /dev/urandom >chunk
-dd if=chunk of="$dev" bs=64k seek=16 oflag=direct conv=fsync status=none || bad "writing to the buffered fallback mapping failed"
+dd if=chunk of="$dev" bs=64k seek=16 oflag=direct conv=fsync,nocreat status=none || bad "writing to the buffered fallback mapping failed"
 cmp -n 1048576 chunk <(dd if="$rimg" bs=64k skip=16 count=16 status=none) || bad "the backing file on ramfs lacks what was written"
 "$map" unmap "$n" || fail "unmap $dev failed"
 umount "$ram" || fail "umount $ram failed"

@@ -188,7 +188,7 @@ kmsg_since vfat-first | sed 's/^/    /'
 [ "$lines" = 1 ] || bad "vfat: lofi logged $lines lines about the failed discard, want exactly 1"
 [ "$more" = 0 ] || bad "vfat: 10 more discards after the switch-off added $more kernel log lines about lofi, want none"
 head -c 1M /dev/urandom >chunk
-dd if=chunk of="$dev" bs=64k seek=32 oflag=direct conv=fsync status=none || bad "vfat: writing to the mapping after the failed discards failed"
+dd if=chunk of="$dev" bs=64k seek=32 oflag=direct conv=fsync,nocreat status=none || bad "vfat: writing to the mapping after the failed discards failed"
 cmp -n "$MiB" chunk <(dd if="$fat/img" bs=64k skip=32 count=16 status=none) || bad "vfat: the backing file lacks what was written"
 "$map" unmap "$n" || fail "unmap $dev failed"
 

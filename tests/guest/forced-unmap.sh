@@ -48,7 +48,7 @@ wait_for 5 test -b "$dev" || fail "$dev is not a block device"
 
 # The first 4 MiB: written and flushed before the unmap; fio stays above 8 MiB.
 head -c 4M /dev/urandom >ref
-dd if=ref of="$dev" bs=1M oflag=direct conv=fsync,notrunc status=none || fail "writing the reference data failed"
+dd if=ref of="$dev" bs=1M oflag=direct conv=fsync,notrunc,nocreat status=none || fail "writing the reference data failed"
 
 "$map" wait-gone "$dev" >waiter.out 2>&1 &
 waiter_pid=$!

@@ -43,7 +43,7 @@ check() {
 	[ "$cache" = "$2" ] || bad "$file ${ro[*]}: write_cache '$cache', want '$2'"
 	if [ "$mode" = rw ]; then
 		# fsync of the device: a flush, served by fsync of the backing file.
-		dd if=/dev/zero of="$dev" bs=4k count=1 oflag=direct conv=fsync,notrunc status=none ||
+		dd if=/dev/zero of="$dev" bs=4k count=1 oflag=direct conv=fsync,notrunc,nocreat status=none ||
 			bad "$file: a write and fsync of $dev failed"
 	fi
 	settle

@@ -51,10 +51,13 @@ wait_for 5 test -b "$dev" || fail "$dev did not appear"
 settle
 
 writes() { awk '{print $5}' "/sys/block/lofi$n/stat"; }
-# Writes until a write fails (EIO once the device is gone).
+# Writes until a write fails (EIO once the device is gone).  nocreat: if
+# the disk, and so its node, goes between two runs of dd, dd must fail
+# rather than make a regular file of that name in /dev, where it would
+# keep devtmpfs from making the node of the next lofiN.
 (
 	i=0
-	while dd if=/dev/urandom of="$dev" bs=64k count=4 seek=$((i % 128)) oflag=direct conv=notrunc status=none 2>/dev/null; do
+	while dd if=/dev/urandom of="$dev" bs=64k count=4 seek=$((i % 128)) oflag=direct conv=notrunc,nocreat status=none 2>/dev/null; do
 		i=$((i + 1))
 	done
 ) &

@@ -169,7 +169,7 @@ diff <(sums mnt2) <(sums iso) || fail "iso9660: files read through $dev2 differ"
 expect_eq "symlink on the ISO" "$(readlink mnt/deep/link)" ../bin/r4096
 umount mnt
 umount mnt2
-if dd if=/dev/zero of="$dev" bs=2048 count=1 oflag=direct conv=notrunc status=none 2>/dev/null; then
+if dd if=/dev/zero of="$dev" bs=2048 count=1 oflag=direct conv=notrunc,nocreat status=none 2>/dev/null; then
 	fail "a write to the read-only ISO mapping succeeded"
 fi
 "$map" unmap "$dev" || fail "unmap $dev failed"

@@ -37,7 +37,7 @@ truncate -s 4M a.img b.img c.img
 for img in a b c; do
 	dev=$("$map" map "$PWD/$img.img") || fail "map $img.img failed"
 	wait_for 5 test -b "$dev" || fail "$dev is not a block device"
-	dd if=/dev/urandom of="$dev" bs=64k count=16 oflag=direct status=none || fail "writing $dev failed"
+	dd if=/dev/urandom of="$dev" conv=nocreat bs=64k count=16 oflag=direct status=none || fail "writing $dev failed"
 	dd if="$dev" of=/dev/null bs=64k count=16 iflag=direct status=none || fail "reading $dev failed"
 done
 "$map" unmap "$PWD/a.img" || fail "unmap a.img failed"

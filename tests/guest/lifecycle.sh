@@ -85,7 +85,7 @@ done
 for i in $(seq 1 16); do
 	wait_for 5 test -b "/dev/lofi$i" || fail "/dev/lofi$i is not a block device"
 	expect_eq "size of /dev/lofi$i" "$(blockdev --getsize64 "/dev/lofi$i")" 524288
-	printf 'lofi %08d' "$i" | dd of="/dev/lofi$i" bs=512 conv=sync,notrunc oflag=direct status=none ||
+	printf 'lofi %08d' "$i" | dd of="/dev/lofi$i" bs=512 conv=sync,notrunc,nocreat oflag=direct status=none ||
 		fail "write to /dev/lofi$i failed"
 done
 truncate -s 512K fill17.img
