@@ -34,8 +34,40 @@ pub fn for_node(layout: &Layout, n: u32, node: &str, timeout: Duration) -> Resul
     if until(Path::new(node), &sysfs_dev, Instant::now() + timeout) {
         Ok(())
     } else {
-        Err(Error::msg(format!("{node} was not created")))
+        let why = match in_the_way(Path::new(node), &sysfs_dev) {
+            Some(what) => format!(": {what} is in its place"),
+            None => String::new(),
+        };
+        Err(Error::msg(format!("{node} was not created{why}")))
     }
+}
+
+/// What stands at `node` instead of the disk's node, if anything: the
+/// kernel (devtmpfs) does not replace what it did not make, so a file
+/// left there (by `dd of=/dev/lofiN` after an earlier lofiN went, say)
+/// keeps the node from ever appearing, and the user must remove it.
+fn in_the_way(node: &Path, sysfs_dev: &Path) -> Option<String> {
+    let meta = fs::symlink_metadata(node).ok()?;
+    let kind = meta.file_type();
+    let what = if kind.is_file() {
+        "a regular file".to_string()
+    } else if kind.is_dir() {
+        "a directory".to_string()
+    } else if kind.is_symlink() {
+        "a symbolic link".to_string()
+    } else if kind.is_block_device() {
+        format!("the node of block device {}", dev_string(meta.rdev()))
+    } else if kind.is_char_device() {
+        format!("the node of character device {}", dev_string(meta.rdev()))
+    } else {
+        "a file".to_string()
+    };
+    // A block device node with the right number that turned up just now
+    // is not in the way.
+    if kind.is_block_device() && node_ready(node, sysfs_dev) {
+        return None;
+    }
+    Some(what)
 }
 
 /// Wait, for at most `timeout` in all, until the node of each partition
@@ -123,8 +155,37 @@ mod tests {
         let e = for_node(&l, 1, "/nonexistent/lofi1", Duration::from_millis(50)).unwrap_err();
         assert_eq!(e.to_string(), "/nonexistent/lofi1 was not created");
         assert!(t0.elapsed() >= Duration::from_millis(50));
-        // A character device is not the node.
-        assert!(for_node(&l, 1, "/dev/null", Duration::ZERO).is_err());
+        // A character device is not the node, and the message says so.
+        let e = for_node(&l, 1, "/dev/null", Duration::ZERO).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/dev/null was not created: the node of character device 1:3 is in its place"
+        );
+    }
+
+    #[test]
+    fn what_stands_in_the_nodes_place_is_named() {
+        let root = std::env::temp_dir().join(format!("lofiadm-in-the-way-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("dir")).unwrap();
+        let l = nowhere();
+        let file = root.join("file");
+        fs::write(&file, "x").unwrap();
+        let link = root.join("link");
+        std::os::unix::fs::symlink("file", &link).unwrap();
+        for (path, what) in [
+            (&file, "a regular file"),
+            (&root.join("dir"), "a directory"),
+            (&link, "a symbolic link"),
+        ] {
+            let node = path.display().to_string();
+            let e = for_node(&l, 1, &node, Duration::ZERO).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("{node} was not created: {what} is in its place")
+            );
+        }
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
