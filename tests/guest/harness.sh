@@ -49,8 +49,9 @@ fail_after() {
 # that `dd of=/dev/lofiN` made after the disk went, say. devtmpfs does not
 # replace what it did not make, so the next disk of that name would get
 # no node and every later test would fail on it.
+disk_names='lofi[0-9]*'
 left_at_disk_names() {
-	find /dev -maxdepth 1 -name 'lofi[0-9]*' -printf '%p (%y)\n' |
+	find /dev -maxdepth 1 -name "$disk_names" -printf '%p (%y)\n' |
 		sed 's/(f)$/(a regular file)/; s/(b)$/(a block device node)/; s/(c)$/(a character device node)/;
 			s/(l)$/(a symbolic link)/; s/(d)$/(a directory)/'
 }
@@ -98,7 +99,7 @@ for name in "$@"; do
 		left=$(left_at_disk_names)
 		if [ -n "$left" ]; then
 			fail_after "$name" "left $(echo "$left" | paste -sd, - | sed 's/,/, /g') behind (removed by the harness)"
-			find /dev -maxdepth 1 -name 'lofi[0-9]*' -exec rm -rf {} +
+			find /dev -maxdepth 1 -name "$disk_names" -exec rm -rf {} +
 		fi
 	fi
 	rm -rf "$LOFI_SCRATCH"

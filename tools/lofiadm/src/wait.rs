@@ -49,6 +49,10 @@ pub fn for_node(layout: &Layout, n: u32, node: &str, timeout: Duration) -> Resul
 fn in_the_way(node: &Path, sysfs_dev: &Path) -> Option<String> {
     let meta = fs::symlink_metadata(node).ok()?;
     let kind = meta.file_type();
+    // The right node, turned up just now, is not in the way.
+    if kind.is_block_device() && node_ready(node, sysfs_dev) {
+        return None;
+    }
     let what = if kind.is_file() {
         "a regular file".to_string()
     } else if kind.is_dir() {
@@ -62,11 +66,6 @@ fn in_the_way(node: &Path, sysfs_dev: &Path) -> Option<String> {
     } else {
         "a file".to_string()
     };
-    // A block device node with the right number that turned up just now
-    // is not in the way.
-    if kind.is_block_device() && node_ready(node, sysfs_dev) {
-        return None;
-    }
     Some(what)
 }
 
