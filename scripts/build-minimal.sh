@@ -41,7 +41,7 @@ make -C "$kdir" M="$work/src" CONFIG_BLK_DEV_LOFI=m "${extra[@]}" "$obj" 2>&1 |
 [ "$status" -eq 0 ] && [ -f "$work/src/$obj" ] ||
 	die "lofi does not compile with the minimal configuration (against $kdir)" \
 		"make it build without KUnit, COMPAT and lockdep (#[cfg(CONFIG_...)])"
-if grep -qE '^(warning|error)(\[[A-Za-z0-9_:-]+\])?:' "$work/log"; then
+if grep -qE '(^|: )(warning|error)(\[[A-Za-z0-9_:-]+\])?: ' "$work/log"; then
 	die "lofi's build with the minimal configuration printed warnings" \
 		"fix them: lofi builds warning-free on every configuration (also with CLIPPY=1)"
 fi

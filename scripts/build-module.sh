@@ -30,7 +30,8 @@ trap 'rm -f "$out"' EXIT
 status=0
 make -C "$KDIR" M="$LOFI_ROOT/${dir#./}" CONFIG_BLK_DEV_LOFI=m "${extra[@]}" "$@" modules 2>&1 | tee "$out" >&2 || status=$?
 [ "$status" -eq 0 ] || die "module build failed in $dir (against $KDIR)"
-# Rust warnings do not fail a kernel build by themselves; lofi has none.
-if grep -qE '^(warning|error)(\[[A-Za-z0-9_:-]+\])?:' "$out"; then
+# Warnings (rustc's, the C compiler's, objtool's: "file: warning: ...") do
+# not fail a kernel build by themselves; lofi has none.
+if grep -qE '(^|: )(warning|error)(\[[A-Za-z0-9_:-]+\])?: ' "$out"; then
 	die "the build of $dir printed warnings" "fix them: lofi builds warning-free (also with CLIPPY=1)"
 fi

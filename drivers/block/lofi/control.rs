@@ -248,7 +248,7 @@ fn compressed_image(
         return Err(EINVAL);
     }
     let image = CompressedImage::load(file, algorithm)?;
-    if image.size() % u64::from(options.region_block()) != 0 {
+    if image.size().checked_rem(u64::from(options.region_block())) != Some(0) {
         return Err(EINVAL);
     }
     Ok(image)

@@ -77,8 +77,12 @@ impl CompressedImage {
         let index = read_index(file, &header, file_size)?;
 
         let segment = header.segment_size as usize;
-        let slots_wanted =
-            (CACHE_BYTES / header.segment_size).clamp(MIN_CACHED_SEGMENTS, MAX_CACHED_SEGMENTS);
+        // `checked_div`: the segment size is never 0 (`Header::parse`),
+        // but without a panic path the compiler need not see that.
+        let slots_wanted = CACHE_BYTES
+            .checked_div(header.segment_size)
+            .unwrap_or(MIN_CACHED_SEGMENTS)
+            .clamp(MIN_CACHED_SEGMENTS, MAX_CACHED_SEGMENTS);
         let mut slots = KVec::with_capacity(slots_wanted as usize, GFP_KERNEL)?;
         for _ in 0..slots_wanted {
             slots.push(
