@@ -321,7 +321,7 @@ fn direct_io_mode(
         Some(asked) => asked,
         None => needed,
     };
-    if options.offset % u64::from(needed) != 0 {
+    if options.offset.checked_rem(u64::from(needed)) != Some(0) {
         return Err("the offset is not a multiple of its alignment");
     }
     let mode = IoMode {
@@ -448,8 +448,8 @@ impl Control {
         let zeroing = match file.zeroing() {
             Some(z)
                 if !read_only
-                    && region.offset % u64::from(z.alignment.max(1)) == 0
-                    && io.logical_block_size % z.alignment.max(1) == 0 =>
+                    && region.offset.checked_rem(u64::from(z.alignment.max(1))) == Some(0)
+                    && io.logical_block_size.checked_rem(z.alignment.max(1)) == Some(0) =>
             {
                 ZeroingLimits {
                     max_discard_sectors: z.max_sectors,

@@ -495,7 +495,7 @@ impl Device {
                     // only: a partial block may need a synchronous look
                     // at the file's block map first (ext4 does that).
                     let block = u64::from(file.fs_block_size());
-                    let aligned = (pos | u64::from(rq.bytes())) % block == 0;
+                    let aligned = (pos | u64::from(rq.bytes())).checked_rem(block) == Some(0);
                     file.nowait_writes(self.direct) && (!self.direct || aligned)
                 } else {
                     file.nowait_reads()

@@ -34,7 +34,9 @@ pub(crate) fn region_sectors(size: i64, offset: u64, sizelimit: u64, block: u32)
         limit if limit <= rest => limit,
         _ => return Err(EINVAL),
     };
-    if len % u64::from(block) != 0 {
+    // `checked_rem`: `block` is valid (so not zero), but said without a
+    // panic path all the same.
+    if len.checked_rem(u64::from(block)) != Some(0) {
         return Err(EINVAL);
     }
     Ok(len / SECTOR_SIZE)
@@ -43,8 +45,10 @@ pub(crate) fn region_sectors(size: i64, offset: u64, sizelimit: u64, block: u32)
 /// The whole blocks of `block` bytes (a valid block size) in `sectors`,
 /// in sectors: what a disk with that logical block size can present.
 pub(crate) fn whole_blocks(sectors: u64, block: u32) -> u64 {
-    let per_block = (u64::from(block) / SECTOR_SIZE).max(1);
-    sectors - sectors % per_block
+    let per_block = u64::from(block) / SECTOR_SIZE;
+    // `checked_rem`: a block below a sector (not valid) keeps every
+    // sector, and no toolchain has to prove the divisor non-zero.
+    sectors - sectors.checked_rem(per_block).unwrap_or(0)
 }
 
 /// The capacity in sectors of a mapping whose file is now `size` bytes,
@@ -109,7 +113,10 @@ pub(crate) fn fake_geometry(capacity: u64) -> Geometry {
     Geometry {
         heads,
         sectors,
-        cylinders: u16::try_from(capacity / per_cylinder).unwrap_or(u16::MAX),
+        cylinders: capacity
+            .checked_div(per_cylinder)
+            .and_then(|cylinders| u16::try_from(cylinders).ok())
+            .unwrap_or(u16::MAX),
     }
 }
 

@@ -1150,8 +1150,8 @@ impl<T: DiskOps> Lanes<T> {
     /// Hands `rq` to the lane of its hardware queue, and makes sure the
     /// lane's work runs.
     fn punt(&self, rq: RequestRef<T>) {
-        let n = self.lanes.len().max(1);
-        let Some(lane) = self.lanes.get(rq.hw_queue() as usize % n) else {
+        let lane = (rq.hw_queue() as usize).checked_rem(self.lanes.len());
+        let Some(lane) = lane.and_then(|lane| self.lanes.get(lane)) else {
             // No lanes at all (not made by `new`): fail the request.
             rq.end(BlkStatus::IO_ERROR);
             return;
